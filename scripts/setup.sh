@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Create .venv with the CPU build of torch (unless a GPU build is wanted) and install snce.
+# Usage: bash scripts/setup.sh [extra pip args]. Idempotent: a finished .venv is reused.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ -f .venv/.snce-ready ] && .venv/bin/python -c "import snce_lib" 2>/dev/null; then
+  exit 0
+fi
+"$PY" -c 'import sys; assert sys.version_info >= (3, 10), "snce needs Python 3.10+"'
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+PIP=".venv/bin/python -m pip"
+$PIP install -q --upgrade pip >/dev/null 2>&1 || true
+# torch first, so nothing later pulls a multi-GB CUDA build onto a CPU-only machine.
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  if $PIP install -q --no-index --no-deps "torch==2.13.0" 2>/dev/null; then
+    $PIP install -q "torch==2.13.0"            # a local CPU wheel was found; add its dependencies
+  else
+    $PIP install -q "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu \
+      || $PIP install -q "torch==2.13.0"
+  fi
+fi
+$PIP install -q -e ".[dev]" "$@"
+.venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null 2>&1 || true
+touch .venv/.snce-ready
+echo "snce is set up in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

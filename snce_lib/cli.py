@@ -1,0 +1,123 @@
+"""`snce` subcommands: thin wrappers over the library's functions.
+
+Every known failure becomes one line on stderr (`snce: error: ...`) and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)
+
+
+def _add_collect(sub) -> None:
+    p = sub.add_parser("collect", help="capture a block's per-token outputs into an activation store")
+    p.add_argument("--encoder", default="offline", help="offline | a hub id (CompVis/stable-diffusion-v1-4) | a local folder")
+    p.add_argument("--layer", default=None, help="block to capture, e.g. encoder.layers.9 or 9 (default: the family's default)")
+    p.add_argument("--prompts", nargs="+", required=True, help="CSV files with a `prompt` column, or text files with one prompt a line")
+    p.add_argument("--limit-each", type=int, default=None, help="use at most this many prompts of each file")
+    p.add_argument("--out", required=True, help="store folder (rerun the same command to resume)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--keep-padding", default="8", help="padding positions kept per prompt: an integer or 'all'")
+    p.add_argument("--shard-prompts", type=int, default=2048)
+    p.add_argument("--device", default=None)
+    p.add_argument("--fp32", action="store_true", help="no fp16 even on a GPU")
+    p.set_defaults(func=cmd_collect)
+
+
+def cmd_collect(a) -> int:
+    from .activations import collect
+    from .encoders import load_encoder
+    from .prompts import read_many
+
+    keep = a.keep_padding if a.keep_padding == "all" else int(a.keep_padding)
+    prompts = read_many(a.prompts, a.limit_each)
+    enc = load_encoder(a.encoder, device=a.device, fp16=False if a.fp32 else None)
+    enc.resolve_layer(a.layer)  # fail on a bad layer before any work
+    t0 = time.perf_counter()
+    store = collect(enc, prompts, a.out, layer=a.layer, batch_size=a.batch_size, keep_padding=keep, shard_prompts=a.shard_prompts)
+    print(json.dumps({"store": str(a.out), "prompts": store.info.n_prompts, "rows": len(store),
+                      "width": store.width, "layer": store.info.layer, "bytes": store.nbytes,
+                      "seconds": round(time.perf_counter() - t0, 1)}))
+    return 0
+
+
+def _add_train(sub) -> None:
+    from .train import TrainConfig
+
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train a TopK SAE on an activation store")
+    p.add_argument("--activations", required=True, help="store folder written by `snce collect`")
+    p.add_argument("--out", required=True, help="SAE folder (rerun the same command to resume)")
+    p.add_argument("--expansion", type=int, default=d.expansion)
+    p.add_argument("--latents", type=int, default=None, help="dictionary size (overrides --expansion)")
+    p.add_argument("--k", type=int, default=d.k)
+    p.add_argument("--auxk-alpha", type=float, default=d.auxk_alpha)
+    p.add_argument("--k-aux", type=int, default=None)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--tokens", type=int, default=None, help="training budget in token vectors (default: one pass)")
+    p.add_argument("--dead-after-tokens", type=int, default=d.dead_after_tokens)
+    p.add_argument("--b-pre-init", choices=("median", "mean"), default=d.b_pre_init)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(a) -> int:
+    from .activations import ActivationStore
+    from .train import TrainConfig, train_sae
+
+    store = ActivationStore(a.activations)
+    cfg = TrainConfig(expansion=a.expansion, n_latents=a.latents, k=a.k, auxk_alpha=a.auxk_alpha, k_aux=a.k_aux,
+                      lr=a.lr, batch_size=a.batch_size, tokens=a.tokens, dead_after_tokens=a.dead_after_tokens,
+                      b_pre_init=a.b_pre_init, seed=a.seed, checkpoint_every=a.checkpoint_every, device=a.device)
+    res = train_sae(store.load(), cfg, out_dir=a.out, encoder_id=store.info.encoder_id,
+                    layer=store.info.layer, layer_index=store.info.layer_index)
+    print(json.dumps({k: v for k, v in res.metrics.items() if k != "train_config"}))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="snce", description="Single Neuron-based Concept Erasure workbook")
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in ADDERS:
+        add(sub)
+    return p
+
+
+ADDERS = [_add_collect, _add_train]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ERRORS as exc:
+        print(f"snce: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("snce: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _add_offline(sub) -> None:
+    p = sub.add_parser("offline", help="the main job on the offline default: collect, train, report")
+    p.add_argument("--out", default="runs/offline", help="where everything is written (inside the repository)")
+    p.add_argument("--tokens", type=int, default=2_000_000, help="SAE training budget in token vectors")
+    p.set_defaults(func=cmd_offline)
+
+
+def cmd_offline(a) -> int:
+    from .workbook import run_offline
+
+    summary = run_offline(a.out, tokens=a.tokens)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+ADDERS.append(_add_offline)
