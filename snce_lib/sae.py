@@ -204,3 +204,13 @@ def check_fits(cfg: SAEConfig, width: int, what: str = "the activation store") -
             f"the SAE reads {cfg.d_in}-wide features but {what} is {width} wide; "
             "use an SAE trained on this encoder and layer"
         )
+
+
+def fingerprint(sae: TopKSAE) -> str:
+    """A short hash of the weights: ties neuron selections to the SAE that made them."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in ("W_enc", "b_enc", "W_dec", "b_pre"):
+        h.update(getattr(sae, name).detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,82 @@
+"""SAE codes of prompts, and per-feature statistics over them (frequency, top examples, maps)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .encoders import TextEncoder
+from .sae import TopKSAE, check_fits
+
+
+@dataclass
+class PromptCodes:
+    """TopK codes of a prompt list at every position after BOS.
+
+    codes: [prompts, L-1, n_latents] float32 (position j here is token position j+1)
+    real:  [prompts, L-1] bool, True for words and EOS
+    pad:   [prompts, L-1] bool, True for padding positions
+    token_ids: [prompts, L-1]
+    """
+
+    prompts: list[str]
+    codes: torch.Tensor
+    real: torch.Tensor
+    pad: torch.Tensor
+    token_ids: torch.Tensor
+
+    def mask(self, include_padding: bool = True) -> torch.Tensor:
+        return (self.real | self.pad) if include_padding else self.real
+
+    def max_activation(self, neurons: Sequence[int], include_padding: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Per prompt: max over positions of the summed activation of `neurons`, and the arg-max position (1-based)."""
+        a = self.codes[:, :, list(neurons)].sum(-1)
+        a = a.masked_fill(~self.mask(include_padding), float("-inf"))
+        best, where = a.max(dim=1)
+        return best.clamp_min(0).numpy(), (where + 1).numpy()
+
+
+@torch.no_grad()
+def prompt_codes(encoder: TextEncoder, sae: TopKSAE, prompts: Sequence[str], layer=None, batch_size: int = 64,
+                 progress: bool = False) -> PromptCodes:
+    """Run prompts to the SAE's block and encode every position after BOS."""
+    check_fits(sae.cfg, encoder.width, f"layer {layer or sae.cfg.layer} of {encoder.encoder_id}")
+    layer = layer if layer is not None else (sae.cfg.layer or None)
+    prompts = list(prompts)
+    if not prompts:
+        raise ValueError("the prompt list is empty")
+    codes, real, pad, ids = [], [], [], []
+    dev = sae.device
+    for s in tqdm(range(0, len(prompts), batch_size), desc="encode prompts", disable=not progress):
+        toks = encoder.tokenize(prompts[s : s + batch_size])
+        h = encoder.run_to_block(toks, layer)[:, 1:].to(dev).float()
+        codes.append(sae.encode_dense(h).cpu())
+        m = toks.attention_mask[:, 1:].bool()
+        real.append(m)
+        pad.append(~m)
+        ids.append(toks.input_ids[:, 1:])
+    return PromptCodes(prompts, torch.cat(codes), torch.cat(real), torch.cat(pad), torch.cat(ids))
+
+
+def firing_frequency(codes: PromptCodes, include_padding: bool = True) -> np.ndarray:
+    """Share of positions on which each latent fires. [n_latents]"""
+    m = codes.mask(include_padding)
+    return ((codes.codes > 0) & m.unsqueeze(-1)).sum((0, 1)).numpy() / max(int(m.sum()), 1)
+
+
+def top_examples(codes: PromptCodes, neuron: int, n: int = 10, token_string=None) -> list[dict]:
+    """The prompts on which `neuron` fires hardest, with the firing position and token."""
+    best, where = codes.max_activation([neuron])
+    order = np.argsort(-best)[:n]
+    out = []
+    for i in order:
+        if best[i] <= 0:
+            break
+        tid = int(codes.token_ids[i, where[i] - 1])
+        out.append({"prompt": codes.prompts[i], "activation": float(best[i]), "position": int(where[i]),
+                    "token": token_string(tid) if token_string else tid,
+                    "per_position": codes.codes[i, :, neuron].numpy()})
+    return out

@@ -1,0 +1,234 @@
+"""Modulated frequency scoring, the baselines, and the eraser (hook, pipeline, pure function)."""
+import numpy as np
+import pytest
+import torch
+
+from snce_lib.encoders import from_pipeline, load_sd
+from snce_lib.erase import Eraser, EraserError, edit_prompt_embeds
+from snce_lib.features import PromptCodes, prompt_codes
+from snce_lib.sae import SAEConfig, TopKSAE
+from snce_lib.selection import (
+    Selection, SelectionError, auroc, itd_contrast, load_concept, mean_difference, modulated_frequency,
+)
+from snce_lib.train import TrainConfig, train_sae
+
+M = 16
+
+
+def fake_codes(rows):
+    """PromptCodes from a list of prompts, each a list of {latent: value} per position."""
+    L = max(len(r) for r in rows)
+    codes = torch.zeros(len(rows), L, M)
+    real = torch.zeros(len(rows), L, dtype=torch.bool)
+    for p, pos in enumerate(rows):
+        for j, acts in enumerate(pos):
+            real[p, j] = True
+            for i, v in acts.items():
+                codes[p, j, i] = v
+    return PromptCodes([f"p{i}" for i in range(len(rows))], codes, real, torch.zeros_like(real), torch.zeros(len(rows), L, dtype=torch.long))
+
+
+# Latent 5 carries the concept token and nothing else. Latent 7 fires everywhere.
+# Latent 9 fires harder on concept prompts than 5 does, but also once on a deconcept token.
+CONCEPT = fake_codes([
+    [{7: 1.0}, {5: 2.0, 9: 3.0, 7: 0.5}, {7: 1.0, 9: 1.0}],
+    [{7: 1.0}, {5: 1.5, 9: 2.5}, {7: 1.0}],
+    [{5: 1.0, 9: 2.0, 7: 1.0}, {7: 1.0}, {7: 1.0, 9: 0.5}],
+])
+DECONCEPT = fake_codes([
+    [{7: 1.0}, {7: 1.0}],
+    [{7: 1.0}, {7: 1.0, 9: 0.2}],
+    [{7: 1.0}, {7: 1.0}],
+])
+
+
+def test_planted_concept_latent_wins_and_filter_rejects_deconcept_firing():
+    sc = modulated_frequency(CONCEPT, DECONCEPT)
+    assert sc.top(1) == [5]
+    assert 9 not in sc.candidates and 7 not in sc.candidates  # fired on a deconcept token
+    assert sc.s_c[9] > sc.s_c[5]  # ...even though it scores higher on concept prompts
+    assert list(sc.candidates) == [5]
+    # eqs. 4-5 by hand for latent 5: fires on 3 of N=9 positions
+    z = CONCEPT.codes / CONCEPT.codes.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    zz = z[CONCEPT.real][:, 5]
+    assert sc.f_c[5] == 3 and sc.n_c == 9
+    assert sc.s_c[5] == pytest.approx(3 * float(zz.sum()) / 9)
+
+
+def test_tolerance_admits_a_neuron_that_fires_rarely_on_deconcept():
+    sc = modulated_frequency(CONCEPT, DECONCEPT, max_deconcept_share=0.2)
+    assert sc.top(1) == [9] and 7 not in sc.candidates
+
+
+def test_per_pair_pooling():
+    sc = modulated_frequency(CONCEPT, DECONCEPT, pooling="per_pair", pair_pass_share=1.0)
+    assert 5 in sc.candidates and 9 not in sc.candidates  # 9 fails in pair 2
+
+
+def test_baselines():
+    md = mean_difference(CONCEPT, DECONCEPT)
+    assert md[0] == 9  # mean difference has no filter: the loud latent wins
+    words = fake_codes([[{5: 1.0, 3: 0.5}], [{5: 0.8, 7: 0.9}]])
+    assert list(itd_contrast(words, DECONCEPT, top_features=3)) == [5, 3]
+
+
+def test_auroc():
+    assert auroc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
+    assert auroc(np.array([1.0]), np.array([1.0])) == 0.5
+
+
+def test_concept_files():
+    c = load_concept("nudity")
+    assert len(c.concept_prompts) == 100 == len(c.deconcept_prompts)
+    assert c.tuple_words[:3] == ["naked", "nude", "bare"]
+    assert all(a != b for a, b in zip(c.concept_prompts, c.deconcept_prompts))
+    with pytest.raises(SelectionError, match="known: gun, knife, nudity, violence"):
+        load_concept("hats")
+
+
+# ---- the eraser on real (tiny) encoders --------------------------------------------------
+PROMPTS = ["a photo of a naked woman on the beach", "a red car in the city", "the cat", "a man with a knife",
+           "blood on the street at night", "a painting of a blue house", "a nude man in the forest", "a green tree"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from snce_lib.pipelines import build_tiny_sd
+
+    path = build_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny")
+    enc = load_sd(str(path), device="cpu")
+    toks = enc.tokenize(PROMPTS * 8)
+    h = enc.run_to_block(toks, 2)[:, 1:].reshape(-1, 32)
+    res = train_sae(h, TrainConfig(n_latents=64, k=4, lr=3e-3, batch_size=256, tokens=150 * 256, seed=0,
+                                   dead_after_tokens=5000), layer="encoder.layers.2", layer_index=2, progress=False)
+    return path, enc, res.sae
+
+
+def firing_and_silent(enc, sae):
+    """A neuron that fires on PROMPTS[0] after BOS, and a prompt on which it is silent."""
+    codes = prompt_codes(enc, sae, PROMPTS)
+    best = codes.max_activation(range(sae.cfg.n_latents))  # unused, but exercises the path
+    act = codes.codes.amax(1)  # [prompts, latents]
+    for n in torch.argsort(act[0], descending=True).tolist():
+        silent = [i for i in range(len(PROMPTS)) if act[i, n] == 0]
+        if act[0, n] > 0 and silent:
+            return n, silent[0]
+    pytest.skip("no neuron both fires and stays silent on this tiny encoder")
+
+
+def test_mode_b_at_lambda_1_removes_the_neuron():
+    """On a well-trained SAE (planted sparse directions), the edit zeroes exactly that latent."""
+    from tests.test_sae import planted_data, small_cfg
+
+    x, _ = planted_data()
+    sae = train_sae(x, small_cfg(), progress=False).sae.requires_grad_(False)
+    h = x[:40 * 12].reshape(40, 12, -1)  # 40 "prompts" of 12 positions
+    z0 = sae.encode_dense(h)
+    n = int((z0[:, 1:] > 0).sum((0, 1)).argmax())
+    edited = Eraser(sae, [n], lam=1.0, mode="B").edit(h)
+    z1 = sae.encode_dense(edited)
+    fired = z0[:, 1:, n] > 0
+    assert fired.sum() > 20
+    assert float(z1[:, 1:, n][fired].max()) < 0.05 * float(z0[:, 1:, n][fired].mean())
+    others = [i for i in range(sae.cfg.n_latents) if i != n]
+    moved = float((z1[:, 1:, others] - z0[:, 1:, others]).abs().sum() / z0[:, 1:, others].abs().sum())
+    assert moved < 0.1, f"other latents moved by {moved:.0%}"
+    assert torch.equal(edited[:, 0], h[:, 0])  # BOS untouched
+    # the reconstruction error is kept: edited = h - z_n * W_dec[n], exactly
+    expect = h[:, 1:] - z0[:, 1:, n : n + 1] * sae.W_dec[n]
+    assert torch.allclose(edited[:, 1:], expect, atol=1e-6)
+
+
+def test_silent_prompt_is_bit_identical_in_mode_b(tiny):
+    _, enc, sae = tiny
+    n, silent = firing_and_silent(enc, sae)
+    toks = enc.tokenize([PROMPTS[silent]])
+    before = enc.embed(toks)
+    with Eraser(sae, [n], lam=1.0, mode="B").attached(enc):
+        during = enc.embed(toks)
+    assert torch.equal(before, during)
+
+
+def test_attach_then_detach_restores_outputs(tiny):
+    _, enc, sae = tiny
+    n, _ = firing_and_silent(enc, sae)
+    toks = enc.tokenize(PROMPTS)
+    before = enc.embed(toks)
+    for mode in ("A", "B"):
+        with Eraser(sae, [n], lam=1.0, mode=mode, tuple_prompt=PROMPTS[0]).attached(enc):
+            during = enc.embed(toks)
+        after = enc.embed(toks)
+        assert not torch.equal(before[0], during[0]), mode
+        assert torch.equal(before, after), mode
+
+
+def test_mode_a_subtracts_the_same_vector_from_every_prompt(tiny):
+    _, enc, sae = tiny
+    n, _ = firing_and_silent(enc, sae)
+    er = Eraser(sae, [n], lam=0.8, mode="A", tuple_prompt=PROMPTS[0])
+    h = enc.run_to_block(enc.tokenize(PROMPTS[:3]), 2)
+    d = h - er.edit(h, enc)
+    assert torch.allclose(d[0], d[1]) and torch.allclose(d[1], d[2])
+    assert d[:, 0].abs().max() == 0
+
+
+def test_pure_function_matches_hook_and_moves_negative(tiny):
+    _, enc, sae = tiny
+    n, _ = firing_and_silent(enc, sae)
+    er = Eraser(sae, [n], lam=1.0, mode="B")
+    with er.attached(enc):
+        hooked = enc.embed(enc.tokenize(PROMPTS[:2]))
+    pe, ne = edit_prompt_embeds(enc, er, PROMPTS[:2], ["", ""])
+    plain_neg = enc.embed(enc.tokenize(["", ""]))
+    assert torch.equal(pe, hooked) and torch.equal(ne, plain_neg)
+    er.move_negative = True
+    _, moved = edit_prompt_embeds(enc, er, PROMPTS[:2], ["", ""])
+    assert not torch.equal(moved[0], plain_neg[0])
+
+
+def test_selection_is_bound_to_its_sae(tiny, tmp_path):
+    _, enc, sae = tiny
+    from snce_lib.sae import fingerprint
+
+    sel = Selection("nudity", [3], "modulated_frequency", {}, fingerprint(sae), [1.0], ["naked"])
+    sel.save(tmp_path / "n.json")
+    assert Selection.load(tmp_path / "n.json", sae).neurons == [3]
+    other = TopKSAE(SAEConfig(32, 64, 4))
+    with pytest.raises(SelectionError, match="chosen on SAE"):
+        Selection.load(tmp_path / "n.json", other)
+    with pytest.raises(SelectionError):
+        Eraser.from_selection(sel, other)
+
+
+def test_bad_eraser_settings(tiny):
+    _, _, sae = tiny
+    with pytest.raises(EraserError, match="outside"):
+        Eraser(sae, [999])
+    with pytest.raises(EraserError, match="mode"):
+        Eraser(sae, [1], mode="C")
+    with pytest.raises(EraserError, match="tuple"):
+        Eraser(sae, [1], mode="A")
+
+
+def test_tiny_pipeline_generates_deterministically_with_eraser(tiny):
+    from snce_lib.pipelines import load_pipeline
+
+    path, _, sae = tiny
+    pipe = load_pipeline(str(path), device="cpu")
+    enc = from_pipeline(pipe)
+    n, silent = firing_and_silent(enc, sae)
+    er = Eraser(sae, [n], lam=1.0, mode="B")
+
+    def run(prompt):
+        g = torch.Generator().manual_seed(7)
+        return pipe(prompt, num_inference_steps=2, generator=g, height=32, width=32, output_type="np").images
+
+    plain = run(PROMPTS[0])
+    with er.attached(pipe):
+        a, b = run(PROMPTS[0]), run(PROMPTS[0])
+        quiet = run(PROMPTS[silent])
+    assert np.array_equal(a, b)  # deterministic under a seed
+    assert not np.array_equal(a, plain)  # the neuron fires, so the image changes
+    assert np.array_equal(quiet, run(PROMPTS[silent]))  # silent prompt: same image as without
+    assert np.array_equal(plain, run(PROMPTS[0]))  # detached: back to the original
+    assert "encode_prompt" not in pipe.__dict__
