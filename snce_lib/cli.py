@@ -82,6 +82,79 @@ def cmd_train(a) -> int:
     return 0
 
 
+def _add_select(sub) -> None:
+    p = sub.add_parser("select", help="find a concept's neuron(s) by modulated frequency scoring")
+    p.add_argument("--sae", required=True, help="SAE folder")
+    p.add_argument("--concept", required=True, help="nudity | violence | gun | knife | a pairs CSV")
+    p.add_argument("--top-k", type=int, default=1)
+    p.add_argument("--method", default="modulated_frequency", choices=("modulated_frequency", "mean_difference", "itd"))
+    p.add_argument("--max-deconcept-share", type=float, default=0.0,
+                   help="filter tolerance: largest share of deconcept positions a neuron may fire on (paper: 0)")
+    p.add_argument("--pooling", choices=("pooled", "per_pair"), default="pooled")
+    p.add_argument("--pair-pass-share", type=float, default=0.5)
+    p.add_argument("--no-padding", action="store_true", help="score real tokens only")
+    p.add_argument("--background", default=None, help="prompt file for each winner's overall firing frequency")
+    p.add_argument("--encoder", default=None, help="defaults to the SAE's encoder")
+    p.add_argument("--out", required=True, help="neurons.json")
+    p.set_defaults(func=cmd_select)
+
+
+def _sae_and_encoder(sae_dir, encoder=None):
+    from .encoders import load_encoder
+    from .sae import TopKSAE
+
+    sae = TopKSAE.load(sae_dir).requires_grad_(False)
+    enc = load_encoder(encoder or sae.cfg.encoder_id or "offline")
+    return sae.to(enc.device), enc
+
+
+def cmd_select(a) -> int:
+    from .prompts import read_prompts
+    from .selection import load_concept, select_neurons
+
+    sae, enc = _sae_and_encoder(a.sae, a.encoder)
+    bg = read_prompts(a.background) if a.background else None
+    sel, _ = select_neurons(enc, sae, load_concept(a.concept), top_k=a.top_k, method=a.method,
+                            include_padding=not a.no_padding, max_deconcept_share=a.max_deconcept_share,
+                            pooling=a.pooling, pair_pass_share=a.pair_pass_share, background=bg)
+    sel.save(a.out)
+    print(json.dumps({"neurons": sel.neurons, "scores": sel.scores, **sel.stats}))
+    return 0
+
+
+def _add_inspect(sub) -> None:
+    p = sub.add_parser("inspect", help="each prompt's activation of the chosen neuron(s): the neuron as a detector")
+    p.add_argument("--sae", required=True)
+    p.add_argument("--neurons", required=True, help="neurons.json from `snce select`")
+    p.add_argument("--prompts", required=True, nargs="+")
+    p.add_argument("--encoder", default=None)
+    p.add_argument("--out", required=True, help="acts.json")
+    p.set_defaults(func=cmd_inspect)
+
+
+def cmd_inspect(a) -> int:
+    from .features import prompt_codes
+    from .io import atomic_write_json
+    from .prompts import read_many
+    from .selection import Selection
+
+    sae, enc = _sae_and_encoder(a.sae, a.encoder)
+    sel = Selection.load(a.neurons, sae)
+    prompts = read_many(a.prompts)
+    codes = prompt_codes(enc, sae, prompts, progress=True)
+    best, where = codes.max_activation(sel.neurons)
+    rows = []
+    for i, p in enumerate(prompts):
+        tid = int(codes.token_ids[i, where[i] - 1])
+        rows.append({"prompt": p, "activation": float(best[i]), "position": int(where[i]),
+                     "token": enc.token_strings([tid])[0] if best[i] > 0 else None})
+    atomic_write_json(a.out, {"neurons": sel.neurons, "concept": sel.concept, "sae_fingerprint": sel.sae_fingerprint,
+                              "prompts": rows})
+    fired = sum(r["activation"] > 0 for r in rows)
+    print(json.dumps({"prompts": len(rows), "fired": fired, "out": a.out}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="snce", description="Single Neuron-based Concept Erasure workbook")
     sub = p.add_subparsers(dest="command", required=True)
@@ -90,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-ADDERS = [_add_collect, _add_train]
+ADDERS = [_add_collect, _add_train, _add_select, _add_inspect]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -205,3 +205,17 @@ def edit_prompt_embeds(encoder: TextEncoder, eraser: Eraser, prompts: Sequence[s
         else:
             ne = encoder.embed(toks)
     return pe, ne
+
+
+@torch.no_grad()
+def embedding_cosine(encoder: TextEncoder, eraser: Eraser, prompts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+    """How much erasure moves what the UNet sees: per prompt, the mean over positions after
+    BOS of cosine(original, edited) of the encoder's final output. [prompts]"""
+    out = []
+    for s in range(0, len(prompts), batch_size):
+        toks = encoder.tokenize(list(prompts[s : s + batch_size]))
+        a = encoder.embed(toks)
+        with eraser._hooked(encoder):
+            b = encoder.embed(toks)
+        out.append(torch.nn.functional.cosine_similarity(a[:, 1:].float(), b[:, 1:].float(), dim=-1).mean(1).cpu())
+    return torch.cat(out)
