@@ -155,6 +155,79 @@ def cmd_inspect(a) -> int:
     return 0
 
 
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="generate one image per (prompt, seed), resumable, with an optional eraser")
+    p.add_argument("--model", default="sd14", help="sd14 | a hub id | a local pipeline folder | tiny | toy")
+    p.add_argument("--prompts", required=True, help="a named set (i2p, i2p_nudity, coco, ...) or a CSV")
+    p.add_argument("--limit", type=int, default=None, help="first N rows of the set")
+    p.add_argument("--sae", default=None)
+    p.add_argument("--neurons", default=None, help="neurons.json from `snce select` (needs --sae)")
+    p.add_argument("--lam", type=float, default=1.0)
+    p.add_argument("--mode", default="B", choices=("A", "B", "tuple", "prompt"))
+    p.add_argument("--move-negative", action="store_true")
+    p.add_argument("--protocol", default="snce-paper")
+    p.add_argument("--steps", type=int, default=None, help="override the protocol's steps")
+    p.add_argument("--resolution", type=int, default=None, help="override the protocol's resolution")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--device", default=None)
+    p.add_argument("--out", required=True, help="image folder (rerun the same command to resume)")
+    p.set_defaults(func=cmd_generate)
+
+
+def cmd_generate(a) -> int:
+    from .erase import Eraser
+    from .generate import generate
+    from .pipelines import load_pipeline
+    from .prompts import load_set
+    from .protocols import get_protocol
+    from .sae import TopKSAE
+    from .selection import Selection
+
+    over = {k: v for k, v in (("steps", a.steps), ("resolution", a.resolution)) if v is not None}
+    protocol = get_protocol(a.protocol, **over)
+    prompts = load_set(a.prompts, n=a.limit)
+    if bool(a.sae) != bool(a.neurons):
+        raise ValueError("--sae and --neurons go together")
+    if a.model == "toy":
+        from .toy.model import load_toy_pipeline
+
+        pipe = load_toy_pipeline(device=a.device)
+    else:
+        pipe = load_pipeline(a.model, device=a.device)
+    eraser = None
+    if a.sae:
+        sae = TopKSAE.load(a.sae).requires_grad_(False)
+        eraser = Eraser.from_selection(Selection.load(a.neurons, sae), sae, a.lam, a.mode, a.move_negative)
+    rows = generate(pipe, prompts, protocol, a.out, eraser=eraser, batch_size=a.batch_size, model_id=a.model)
+    print(json.dumps({"images": len(rows), "out": a.out, "protocol": protocol.name}))
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="NudeNet counts and ASR, CLIP score, FID for a generated folder")
+    p.add_argument("--images", required=True)
+    p.add_argument("--reference", default=None, help="folder to compute FID against")
+    p.add_argument("--protocol", default="snce-paper")
+    p.add_argument("--clip", action="store_true", help="compute CLIP score with the protocol's CLIP model (needs the hub once)")
+    p.add_argument("--out", required=True, help="results.json")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(a) -> int:
+    from .evaluation import evaluate_folder
+    from .io import atomic_write_json
+    from .metrics import load_clip
+    from .protocols import get_protocol
+
+    protocol = get_protocol(a.protocol)
+    clip = load_clip(protocol.clip_model) if a.clip else None
+    res = evaluate_folder(a.images, protocol, a.reference, clip=clip)
+    atomic_write_json(a.out, res)
+    print(json.dumps({"images": res["nudenet"]["images"], "total": res["nudenet"]["total"],
+                      "asr": res["nudenet"]["asr"], "clip": res["clip_score"], "fid": res["fid"]}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="snce", description="Single Neuron-based Concept Erasure workbook")
     sub = p.add_subparsers(dest="command", required=True)
@@ -163,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-ADDERS = [_add_collect, _add_train, _add_select, _add_inspect]
+ADDERS = [_add_collect, _add_train, _add_select, _add_inspect, _add_generate, _add_evaluate]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,95 @@
+"""Evaluating generated image folders under a protocol, and the paper-style table.
+
+Every result carries its protocol in full. A metric that cannot be computed here (no
+CLIP or Inception weights offline) is reported as not measured, with the reason, never
+as a number.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .generate import load_manifest_images
+from .metrics import any_hit, class_counts, clip_scores, detect, fid_folders
+from .protocols import Protocol, get_protocol
+
+PAPER_NUMBERS = Path(__file__).resolve().parents[1] / "data" / "paper_numbers.json"
+
+
+def nudity_metrics(detections, protocol: Protocol) -> dict:
+    counts = class_counts(detections, protocol.count_threshold, protocol.count_labels)
+    hits = any_hit(detections, protocol.asr_threshold, protocol.asr_labels)
+    return {"images": len(detections), "counts": counts, "total": counts["total"],
+            "asr": float(np.mean(hits)) if hits else None, "hits": int(sum(hits))}
+
+
+def evaluate_folder(images_dir, protocol: str | Protocol = "snce-paper", reference_dir=None, clip=None,
+                    extractor=None, progress: bool = True) -> dict:
+    """NudeNet counts and ASR; CLIP score when `clip` = (model, tokenizer) is given; FID against
+    `reference_dir` when given (with `extractor`, or the standard Inception when online)."""
+    protocol = get_protocol(protocol)
+    rows, files = load_manifest_images(images_dir)
+    dets = detect(files, progress=progress)
+    result = {"images_dir": str(images_dir), "protocol": protocol.as_dict(), "nudenet": nudity_metrics(dets, protocol),
+              "eraser": rows[0].get("eraser"), "model": rows[0].get("model"), "steps": rows[0].get("steps"),
+              "per_image": [{"file": r["file"], "case_number": r["case_number"], "seed": r["seed"],
+                             "detections": d} for r, d in zip(rows, dets)]}
+    if clip is not None:
+        s = clip_scores(files, [r["prompt"] for r in rows], clip[0], clip[1], scale=protocol.clip_scale)
+        result["clip_score"] = {"mean": float(s.mean()), "n": len(s), "model": getattr(clip[0], "name_or_path", "")}
+    else:
+        result["clip_score"] = {"not_measured": "no CLIP model given (needs the hub on first use)"}
+    if reference_dir is not None:
+        try:
+            result["fid"] = {"value": fid_folders(images_dir, reference_dir, extractor), "reference": str(reference_dir),
+                             "features": "injected extractor" if extractor is not None else protocol.fid_features}
+        except RuntimeError as exc:
+            result["fid"] = {"not_measured": str(exc)}
+    else:
+        result["fid"] = {"not_measured": "no reference folder given"}
+    return result
+
+
+def paper_rows() -> pd.DataFrame:
+    data = json.loads(PAPER_NUMBERS.read_text())
+    df = pd.DataFrame(data["rows"])
+    df["source"] = "paper (quoted): " + data["protocol"]
+    return df
+
+
+def results_table(results: Sequence[dict], include_paper: bool = True) -> pd.DataFrame:
+    """Paper-style table. Each of `results` is a dict with keys method, lam, top_k and any of:
+    `i2p` (an evaluate_folder result), `attacks` {set name: result}, `coco` (result with clip/fid).
+    Every row says where its numbers come from and under which protocol."""
+    rows = []
+    for r in results:
+        row = {"method": r["method"], "lam": r.get("lam"), "top_k": r.get("top_k")}
+        proto = None
+        if "i2p" in r:
+            nn = r["i2p"]["nudenet"]
+            row.update({f"count_{k.lower().replace('_exposed', '')}": v for k, v in nn["counts"].items() if k != "total"})
+            row["i2p_total"] = nn["total"]
+            proto = r["i2p"]["protocol"]
+        for name, res in r.get("attacks", {}).items():
+            row[f"asr_{name}"] = res["nudenet"]["asr"]
+            proto = proto or res["protocol"]
+        if "coco" in r:
+            c = r["coco"]
+            row["clip"] = c["clip_score"].get("mean")
+            row["fid"] = c["fid"].get("value")
+            proto = proto or c["protocol"]
+        row["source"] = f"measured here: protocol {proto['name']} ({_protocol_summary(proto)})" if proto else "measured here"
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if include_paper:
+        df = pd.concat([df, paper_rows()], ignore_index=True, sort=False)
+    return df
+
+
+def _protocol_summary(p: dict) -> str:
+    return (f"{len(p['count_labels'])} classes at {p['count_threshold']}, ASR any-hit at {p['asr_threshold']}, "
+            f"{p['steps']} steps, guidance {p['guidance']}, seeds {p['seed']}")
