@@ -180,9 +180,16 @@ def load_offline(device=None, fp16: bool | None = None, max_length: int = 77) ->
     """
     from transformers import AutoTokenizer, BertModel
 
+    from transformers.utils import logging as hf_logging
+
     path = offline_model_dir()
     tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = BertModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False)
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the packaged checkpoint's unused pooler weights are expected
+    try:
+        model = BertModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False)
+    finally:
+        hf_logging.set_verbosity(level)
     return TextEncoder(
         model=_place(model, pick_device(device), fp16),
         tokenizer=tok,
