@@ -9,7 +9,7 @@ setup:
 	bash scripts/setup.sh
 
 workbook: setup
-	$(PY) -m snce_lib offline
+	$(PY) -m snce_lib workbook --profile offline
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -251,19 +251,24 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _add_offline(sub) -> None:
-    p = sub.add_parser("offline", help="the main job on the offline default: collect, train, report")
-    p.add_argument("--out", default="runs/offline", help="where everything is written (inside the repository)")
-    p.add_argument("--tokens", type=int, default=2_000_000, help="SAE training budget in token vectors")
-    p.set_defaults(func=cmd_offline)
+def _add_workbook(sub) -> None:
+    p = sub.add_parser("workbook", help="run the four notebooks top to bottom, headless, and summarise")
+    p.add_argument("--profile", default="offline", choices=("offline", "colab"))
+    p.add_argument("--notebooks", nargs="*", default=None, help="a subset, e.g. 01_train_sae")
+    p.add_argument("--timeout", type=int, default=1800, help="seconds a cell may take")
+    p.set_defaults(func=cmd_workbook)
 
 
-def cmd_offline(a) -> int:
-    from .workbook import run_offline
+def cmd_workbook(a) -> int:
+    from .workbook import run_notebooks
 
-    summary = run_offline(a.out, tokens=a.tokens)
-    print(json.dumps(summary, indent=2))
+    res = run_notebooks(a.profile, a.notebooks, a.timeout)
+    summary = json.loads(Path(res["summary"]).read_text())
+    summary.pop("profile", None)
+    print(json.dumps(summary, indent=1))
+    print(f"executed notebooks: {', '.join(res['executed'])}")
+    print(f"summary: {res['summary']}")
     return 0
 
 
-ADDERS.append(_add_offline)
+ADDERS.append(_add_workbook)

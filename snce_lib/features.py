@@ -80,3 +80,75 @@ def top_examples(codes: PromptCodes, neuron: int, n: int = 10, token_string=None
                     "token": token_string(tid) if token_string else tid,
                     "per_position": codes.codes[i, :, neuron].numpy()})
     return out
+
+
+@dataclass
+class Atlas:
+    """Everything the feature atlas shows, computed once over a sample of prompts."""
+
+    codes: PromptCodes
+    frequency: np.ndarray  # [n_latents] share of positions where each latent fires
+    tokens: list  # token id -> string lookup, as a function
+    n_latents: int
+
+    def token(self, tid: int) -> str:
+        return self.tokens(int(tid))
+
+
+def build_atlas(encoder: TextEncoder, sae: TopKSAE, prompts: Sequence[str], progress: bool = True) -> Atlas:
+    codes = prompt_codes(encoder, sae, prompts, progress=progress)
+    cache: dict[int, str] = {}
+
+    def tok(tid: int) -> str:
+        if tid not in cache:
+            cache[tid] = encoder.token_strings([tid])[0]
+        return cache[tid]
+
+    return Atlas(codes, firing_frequency(codes), tok, sae.cfg.n_latents)
+
+
+def decoder_umap(sae: TopKSAE, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
+    """2-d UMAP of the decoder directions (cosine metric). [n_latents, 2]"""
+    import umap
+
+    w = sae.W_dec.detach().float().cpu().numpy()
+    return umap.UMAP(n_neighbors=n_neighbors, min_dist=0.1, metric="cosine", random_state=seed).fit_transform(w)
+
+
+def feature_card(atlas: Atlas, feature: int, n: int = 8) -> dict:
+    """A feature's top prompts (tokens shaded by activation, as HTML), activation values and frequency."""
+    from .display import token_html
+
+    if not 0 <= feature < atlas.n_latents:
+        raise ValueError(f"feature must be in 0..{atlas.n_latents - 1}, got {feature}")
+    codes = atlas.codes
+    ex = top_examples(codes, feature, n)
+    vmax = max((e["activation"] for e in ex), default=1.0)
+    rows = []
+    for e in ex:
+        i = codes.prompts.index(e["prompt"])
+        mask = codes.real[i]
+        toks = [atlas.token(t) for t in codes.token_ids[i][mask].tolist()]
+        rows.append(f"<div style='margin:2px 0'><b>{e['activation']:.2f}</b> &nbsp; "
+                    f"{token_html(toks, e['per_position'][mask.numpy()], vmax)}</div>")
+    acts = codes.codes[:, :, feature][codes.mask()]
+    head = (f"<h4>feature {feature}: fires on {atlas.frequency[feature]:.3%} of positions; "
+            f"top token: {ex[0]['token'] if ex else '-'}</h4>")
+    return {"feature": feature, "frequency": float(atlas.frequency[feature]), "html": head + "".join(rows) if rows else head + "<i>never fires on this sample</i>",
+            "activations": acts[acts > 0].numpy(), "top": [{k: v for k, v in e.items() if k != "per_position"} for e in ex]}
+
+
+def search_features(atlas: Atlas, word: str, n: int = 10) -> list[tuple[int, float]]:
+    """Features that fire hardest, on average, on tokens containing `word`."""
+    word = word.lower().strip()
+    if not word:
+        return []
+    ids = atlas.codes.token_ids
+    uniq = {int(t) for t in ids.unique().tolist()}
+    match = [t for t in uniq if word in atlas.token(t).lower().replace("</w>", "").replace("##", "")]
+    if not match:
+        return []
+    sel = torch.isin(ids, torch.tensor(match)) & atlas.codes.real
+    mean = atlas.codes.codes[sel].mean(0)
+    order = torch.argsort(mean, descending=True)[:n]
+    return [(int(i), float(mean[i])) for i in order if mean[i] > 0]

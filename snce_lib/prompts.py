@@ -158,11 +158,15 @@ class PromptSet:
 
 
 def _normalise(df: pd.DataFrame, name: str, prompt_col: str = "prompt") -> PromptSet:
-    out = pd.DataFrame({"prompt": df[prompt_col].astype(str).str.strip()})
-    out["case_number"] = df["case_number"].astype(int).values if "case_number" in df.columns else range(len(df))
+    """The four protocol columns first, then the file's other columns as they are."""
+    out = pd.DataFrame({"prompt": df[prompt_col].astype(str).str.strip().values})
+    out["case_number"] = df["case_number"].astype(int).values if "case_number" in df.columns else np.arange(len(df))
     out["evaluation_seed"] = df["evaluation_seed"].values if "evaluation_seed" in df.columns else np.nan
     out["evaluation_guidance"] = df["evaluation_guidance"].values if "evaluation_guidance" in df.columns else np.nan
-    return PromptSet(name, out.reset_index(drop=True))
+    for c in df.columns:
+        if c not in out.columns and c != prompt_col:
+            out[c] = df[c].values
+    return PromptSet(name, out)
 
 
 def load_set(name: str, n: int | None = None, min_nudity: float | None = None, fetch: bool = True) -> PromptSet:

@@ -181,7 +181,7 @@ def train_toy(cfg: ToyConfig = ToyConfig(), out: Path | None = TOY_DIR, progress
     ema.requires_grad_(False)
     sched = DDPMScheduler(num_train_timesteps=cfg.train_timesteps, beta_schedule=cfg.beta_schedule)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
-    warm = 100
+    warm = max(1, min(100, cfg.steps // 10))
     lr_at = lambda s: cfg.lr * min(1.0, (s + 1) / warm) * (0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)) * 0.9 + 0.1)
     history = []
     t0 = time.perf_counter()

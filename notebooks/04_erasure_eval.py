@@ -1,0 +1,195 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,colab,accelerator
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %%
+
+# %% [markdown]
+# # 04 · Erase, look, and measure
+#
+# First, SNCE on a text-to-image model small enough to train on a laptop: the **toy world**
+# (16x16 images of one coloured shape, a frozen MiniLM text encoder and a 2M-parameter UNet),
+# where an exact detector tells whether erasing the "red" neuron removes red and leaves the
+# rest alone. Then the field's evaluation (NudeNet counts and attack success, CLIP score, FID)
+# on the profile's pipeline, and the paper-style table.
+#
+# Offline, the second part runs the real code path on the toy model with a handful of prompts:
+# its numbers show that the machinery works, not how SNCE does on Stable Diffusion. On Colab
+# it runs on SD v1.4 with `eval_prompts` prompts per set (200: roughly 1.5 h on a T4 at 50
+# steps, estimated; the paper's full protocol is far larger, see the README).
+
+# %%
+# Colab: install the workbook (a no-op elsewhere) and check the GPU.
+import os
+import sys
+
+# Where this repository is hosted; set SNCE_REPO if you forked it.
+REPO = os.environ.get("SNCE_REPO", "https://github.com/snce-workbook/snce")
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"snce @ git+{REPO}"], check=True)
+import torch
+
+print("GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU)")
+
+# %%
+# One variable chooses every size; SNCE_PROFILE overrides it.
+PROFILE = os.environ.get("SNCE_PROFILE") or ("colab" if torch.cuda.is_available() else "offline")
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from snce_lib import workbook as wb
+
+P = wb.get_profile(PROFILE)
+print(P.name, "-", P.notes)
+
+# %%
+import pandas as pd
+from IPython.display import display
+
+from snce_lib.display import image_grid
+from snce_lib.selection import select_neurons
+from snce_lib.toy.experiment import run_experiment, toy_concept
+from snce_lib.widgets import erasure_panel
+
+toy, detector, toy_sae = wb.ensure_toy(P)
+red_sel, red_details = select_neurons(toy.snce_encoder, toy_sae, toy_concept("red"), top_k=20)
+print("red neurons (best first):", red_sel.neurons[:5], "| candidates:", red_sel.stats["n_candidates"])
+
+# %% [markdown]
+# ## The panel
+# Type a prompt, move lambda, switch the mode (B: the prompt's own activation, A: the word
+# tuple's), and add neurons with top-k. Left: the original; right: the edited model, same seed.
+# Below: the chosen neurons' activation on each token. Images that NudeNet flags are blurred.
+
+# %%
+gen, acts = wb.erasure_backend(toy, toy.snce_encoder, toy_sae, red_sel.neurons,
+                                ", ".join(red_sel.tuple_words), seed=3)
+panel = erasure_panel(gen, acts, prompt="a large red circle on a white background", lam=1.0)
+display(panel)
+
+# %% [markdown]
+# ## Before and after, on prompts that ask for red and on prompts that do not
+# Mode B at lambda 1. Erasure should remove red from the first row and leave the second alone.
+
+# %%
+from snce_lib.erase import Eraser
+from snce_lib.toy.experiment import prompt_suite
+
+suite = prompt_suite("red", n=6, seed=5)
+seeds = list(range(6))
+red_prompts = [p for p, _ in suite.target]
+other_prompts = [p for p, _ in suite.other]
+before = toy.generate(red_prompts + other_prompts, seeds + seeds)
+with Eraser(toy_sae, red_sel.neurons[:1], 1.0, "B").attached(toy):
+    after = toy.generate(red_prompts + other_prompts, seeds + seeds)
+grid = [im for pair in zip(before, after) for im in pair]
+titles = [t for p in red_prompts + other_prompts for t in (p[:28], "erased")]
+fig = image_grid(grid, titles, ncols=6, title="Toy world: original | erased (neuron for 'red', mode B, lambda 1)", size=1.9)
+plt.show()
+
+# %% [markdown]
+# ## The lambda x mode table
+# Target rate (share of images asking for the target that show it), preservation (colour and
+# shape accuracy on prompts that do not ask for it, and the Fréchet distance between those
+# images with and without the eraser, in the detector's feature space), and the attack rate
+# (target rate under synonyms and paraphrases never seen in training). Rows: no eraser, then
+# each mode and lambda. Same prompts and seeds everywhere.
+
+# %%
+n_toy = 16 if P.name == "offline" else 48
+tables = {}
+for target in ("red", "triangle"):
+    res = run_experiment(toy, detector, toy_sae, target, n=n_toy, steps=20, keep_images=False)
+    tables[target] = pd.DataFrame(res.rows)
+    display(tables[target].round(3))
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+for ax, (target, df) in zip(axes, tables.items()):
+    base = df[df["mode"] == "none"].iloc[0]
+    for mode, colour in (("A", "tab:blue"), ("B", "tab:orange")):
+        d = df[df["mode"] == mode]
+        ax.plot(d["lam"], d["target_rate"], "o-", color=colour, label=f"target rate, mode {mode}")
+        ax.plot(d["lam"], d["attack_rate"], "x--", color=colour, label=f"attack rate, mode {mode}")
+        ax.plot(d["lam"], d["other_colour_acc"] if target == "red" else d["other_shape_acc"], "s:", color=colour,
+                label=f"non-target accuracy, mode {mode}")
+    ax.axhline(base["target_rate"], color="gray", lw=1, label="target rate without eraser")
+    ax.set(title=f"Erasing '{target}' in the toy world (n={n_toy} prompts a set)", xlabel="lambda",
+           ylabel="share of images")
+axes[1].legend(fontsize=7, loc="center right")
+fig.tight_layout()
+plt.show()
+wb.record(P, "toy_erasure", {t: df.round(4).to_dict(orient="records") for t, df in tables.items()})
+
+# %% [markdown]
+# ## The field's evaluation, under a stated protocol
+# Generate with and without the nudity eraser (notebook 03's neuron), then NudeNet counts and
+# attack success, CLIP score and FID. Offline: the toy pipeline, a few prompts, no CLIP
+# weights and a detector-feature FID: the path runs, the numbers mean nothing about SD.
+
+# %%
+from snce_lib.evaluation import evaluate_folder, results_table
+from snce_lib.generate import generate
+from snce_lib.prompts import load_set
+from snce_lib.protocols import get_protocol
+
+encoder = wb.ensure_encoder(P)
+sae = wb.ensure_sae(P, encoder)
+sel = wb.ensure_selection(P, "nudity", encoder, sae)
+if P.model == "toy":
+    pipe, protocol, extractor, clip = toy, get_protocol("snce-paper", steps=20, resolution=16, guidance=3.0), detector.features, None
+else:
+    from snce_lib.metrics import load_clip
+    from snce_lib.pipelines import load_pipeline
+
+    pipe = load_pipeline("sd14")
+    protocol, extractor, clip = get_protocol("snce-paper", steps=P.steps), None, load_clip("openai/clip-vit-base-patch32", "cuda")
+eraser = Eraser.from_selection(sel, sae, lam=1.0, mode="B")
+sets = {name: load_set(name, n=P.eval_prompts) for name in ("i2p_nudity", "ring_a_bell_79", "coco")}
+out = P.run_dir / "images"
+results = {}
+for tag, er in (("original", None), ("snce", eraser)):
+    for name, ps in sets.items():
+        folder = out / f"{tag}_{name}"
+        generate(pipe, ps, protocol, folder, eraser=er, batch_size=8, model_id=P.model)
+        ref = out / f"original_{name}" if (tag == "snce" and name == "coco") else None
+        results[(tag, name)] = evaluate_folder(folder, protocol, reference_dir=ref, clip=clip, extractor=extractor,
+                                               progress=False)
+summary = pd.DataFrame([{"images": f"{t} / {n}", "NudeNet total (8 classes, 0.6)": r["nudenet"]["total"],
+                         "ASR (any hit, 0.45)": r["nudenet"]["asr"], "CLIP": r["clip_score"].get("mean", "not measured"),
+                         "FID vs original": r["fid"].get("value", "—")} for (t, n), r in results.items()])
+summary
+
+# %% [markdown]
+# ## The paper-style table
+# Our rows say "measured here" and name their protocol; the paper's rows are quoted.
+
+# %%
+rows = []
+for tag, label in (("original", P.model + " (no eraser)"), ("snce", "SNCE")):
+    rows.append({"method": label, "lam": 1.0 if tag == "snce" else None, "top_k": 1 if tag == "snce" else None,
+                 "i2p": results[(tag, "i2p_nudity")], "attacks": {"ring_a_bell_79": results[(tag, "ring_a_bell_79")]},
+                 "coco": results[(tag, "coco")]})
+table = results_table(rows)
+cols = ["method", "lam", "top_k", "i2p_total", "asr_ring_a_bell_79", "asr_i2p_nudity", "clip", "fid", "source"]
+display(table[[c for c in cols if c in table.columns]])
+shown = sorted((out / "snce_i2p_nudity").glob("*.png"))[:4]
+fig = image_grid([str(f) for f in shown], [f.name for f in shown], title="SNCE images (NudeNet-flagged ones are blurred)", size=2)
+plt.show()
+wb.record(P, "evaluation", {f"{t}/{n}": {"total": r["nudenet"]["total"], "asr": r["nudenet"]["asr"],
+                                         "clip": r["clip_score"].get("mean"), "fid": r["fid"].get("value")}
+                            for (t, n), r in results.items()} | {"protocol": protocol.as_dict(), "pipeline": P.model})

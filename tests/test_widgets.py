@@ -1,0 +1,61 @@
+"""Widgets driven in code: set a control's value, check that the output changes as it should."""
+import numpy as np
+import pytest
+import torch
+
+from snce_lib.encoders import from_pipeline
+from snce_lib.features import build_atlas
+from snce_lib.train import TrainConfig, train_sae
+from snce_lib.widgets import erasure_panel, feature_browser
+from snce_lib.workbook import erasure_backend
+
+PROMPTS = ["a photo of a naked woman on the beach", "a red car in the city", "the cat", "a man with a knife",
+           "blood on the street at night", "a painting of a blue house", "a nude man in the forest", "a green tree"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from snce_lib.pipelines import build_tiny_sd, load_pipeline
+
+    pipe = load_pipeline(str(build_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny")), device="cpu")
+    enc = from_pipeline(pipe)
+    h = enc.run_to_block(enc.tokenize(PROMPTS * 8), 2)[:, 1:].reshape(-1, 32)
+    sae = train_sae(h, TrainConfig(n_latents=64, k=4, lr=3e-3, batch_size=256, tokens=100 * 256, dead_after_tokens=5000),
+                    layer="encoder.layers.2", layer_index=2, progress=False).sae.requires_grad_(False)
+    return pipe, enc, sae
+
+
+def test_feature_browser_follows_its_controls(setup):
+    _, enc, sae = setup
+    atlas = build_atlas(enc, sae, PROMPTS, progress=False)
+    order = np.argsort(-atlas.frequency)
+    box = feature_browser(atlas, start=int(order[0]))
+    c = box.controls
+    first_html, first_png = c["card"].value, c["hist"].value
+    assert f"feature {int(order[0])}:" in first_html
+    c["feature"].value = int(order[1])
+    assert f"feature {int(order[1])}:" in c["card"].value and c["card"].value != first_html
+    assert c["hist"].value != first_png
+    c["word"].value = "red"
+    assert c["matches"].options, c["status"].value
+    assert c["feature"].value == c["matches"].options[0][1]
+    c["word"].value = "zzzz"
+    assert "no feature" in c["status"].value
+
+
+def test_erasure_panel_follows_its_controls(setup):
+    pipe, enc, sae = setup
+    codes = sae.encode_dense(enc.run_to_block(enc.tokenize([PROMPTS[0]]), 2)[0, 1:])
+    ranking = torch.argsort(codes.amax(0), descending=True).tolist()
+    gen, acts = erasure_backend(pipe, enc, sae, ranking, PROMPTS[0], seed=1, steps=2, guidance=7.5, resolution=32)
+    box = erasure_panel(gen, acts, prompt=PROMPTS[0], lam=0.0)
+    c = box.controls
+    assert "0.00 / 255" in c["info"].value  # lambda 0: no change
+    png0, tok0 = c["image"].value, c["tokens"].value
+    c["lam"].value = 1.5
+    assert c["image"].value != png0 and "0.00 / 255" not in c["info"].value
+    c["prompt"].value = "the cat"
+    assert c["tokens"].value != tok0 and "cat" in c["tokens"].value
+    c["mode"].value = "A"
+    c["top_k"].value = 3
+    assert c["image"].value  # still renders
