@@ -201,7 +201,13 @@ def load_offline(device=None, fp16: bool | None = None, max_length: int = 77) ->
 
 
 def from_pipeline(pipe, component: str = "text_encoder") -> TextEncoder:
-    """The encoder of an already loaded diffusers pipeline (shares its weights)."""
+    """The encoder of an already loaded diffusers pipeline (shares its weights).
+
+    A pipeline that carries its own `snce_encoder` (the toy pipeline) hands that over.
+    """
+    own = getattr(pipe, "snce_encoder", None)
+    if isinstance(own, TextEncoder) and component == "text_encoder":
+        return own
     model = getattr(pipe, component, None)
     tok_name = "tokenizer" if component == "text_encoder" else component.replace("text_encoder", "tokenizer")
     tok = getattr(pipe, tok_name, None)

@@ -138,6 +138,8 @@ class Eraser:
 
         def encode_prompt(prompt, device, num_images_per_prompt, do_classifier_free_guidance,
                           negative_prompt=None, prompt_embeds=None, negative_prompt_embeds=None, **kw):
+            if kw.get("clip_skip") is not None:
+                raise EraserError("the eraser edits the final output; clip_skip is not supported with it")
             if prompt_embeds is None:
                 prompts = [prompt] if isinstance(prompt, str) else list(prompt)
                 negs = None

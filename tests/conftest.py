@@ -22,7 +22,7 @@ def offline_encoder():
 
 @pytest.fixture(scope="session")
 def tiny_clip_dir(tmp_path_factory):
-    """A tiny CLIP text encoder + tokenizer saved to disk, loaded back like SD's."""
-    from tests.tiny import save_tiny_clip
+    """A tiny SD pipeline folder (text_encoder/, tokenizer/, ...) saved to disk, loaded back like SD's."""
+    from snce_lib.pipelines import build_tiny_sd
 
-    return save_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
+    return build_tiny_sd(tmp_path_factory.mktemp("tiny_sd") / "sd")

@@ -1,0 +1,60 @@
+"""The toy world: renders and detector, training, the committed model, and erasure end to end."""
+import json
+import random
+
+import numpy as np
+import pytest
+
+from snce_lib.toy.detector import DETECTOR_DIR, ToyDetector, accuracy
+from snce_lib.toy.model import TOY_DIR, ToyConfig, load_toy_pipeline, train_toy
+from snce_lib.toy.world import PALETTE, SHAPES, Spec, concept_pairs, render
+
+have_model = pytest.mark.skipif(not (TOY_DIR / "toy.json").exists(), reason="no committed toy model")
+
+
+def test_renders_have_exact_labels():
+    img = render(Spec("red", "square", "white", "large", "center"))
+    assert img.shape == (16, 16, 3)
+    assert tuple(img[8, 8]) == PALETTE["red"] and tuple(img[0, 0]) == (240, 240, 240)
+    c, d = concept_pairs("red", 5)[0]
+    assert c != d and "red" not in d and "crimson" not in d and "scarlet" not in d
+
+
+def test_detector_accuracy_on_fresh_renders():
+    acc = accuracy(ToyDetector.load(DETECTOR_DIR), n=600, seed=2024)
+    assert acc["colour"] >= 0.98 and acc["shape"] >= 0.98, acc
+
+
+def test_a_few_training_steps_reduce_the_loss():
+    cfg = ToyConfig(steps=40, batch_size=16, n_captions=64, channels=(16, 32), lr=3e-3)
+    _, hist = train_toy(cfg, out=None, progress=False, log_every=5)
+    assert hist[-1]["loss"] < 0.7 * hist[0]["loss"], hist
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return load_toy_pipeline(), ToyDetector.load()
+
+
+@have_model
+def test_committed_model_draws_the_requested_colour(toy):
+    from snce_lib.toy.experiment import accuracy_before_erasure
+
+    pipe, det = toy
+    acc = accuracy_before_erasure(pipe, det, n=48, seed=11, steps=20)
+    assert acc["colour"] >= 0.9, acc
+
+
+@have_model
+def test_erasing_red_at_lambda_1(toy, tmp_path_factory):
+    """Bounds: see the README's toy-world section for why these numbers."""
+    from snce_lib.toy.experiment import run_experiment, train_toy_sae
+
+    pipe, det = toy
+    sae = train_toy_sae(tmp_path_factory.mktemp("toy"), tokens=300_000, progress=False, with_corpus=False)
+    res = run_experiment(pipe, det, sae, "red", lams=(1.0,), modes=("B",), n=24, steps=20, keep_images=False)
+    base, erased = res.rows[0], res.rows[1]
+    assert base["target_rate"] >= 0.8
+    assert erased["target_rate"] <= 0.5 * base["target_rate"], res.rows
+    assert erased["other_colour_acc"] >= base["other_colour_acc"] - 0.15, res.rows
+    assert erased["other_shape_acc"] >= base["other_shape_acc"] - 0.15, res.rows
