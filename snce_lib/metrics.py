@@ -162,7 +162,9 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
         eps = np.eye(len(s1)) * 1e-6
         covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
     covmean = covmean.real
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    d = float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    # The distance is >= 0; a tiny negative value is sqrtm's rounding on rank-deficient covariances.
+    return max(d, 0.0)
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

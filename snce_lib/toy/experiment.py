@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def train_toy_sae(out: Path, tokens: int = 1_000_000, seed: int = 0, n_captions: int = 6000, with_corpus: bool = True,
-                  progress: bool = True) -> TopKSAE:
+                  progress: bool = True, layer: str | int | None = None, k: int = 32) -> TopKSAE:
     """The SAE of the toy world: the encoder's block features over world captions (+ the project corpus)."""
     out = Path(out)
     if (out / "sae" / "cfg.json").exists() and (out / "sae" / "metrics.json").exists():
@@ -43,8 +43,8 @@ def train_toy_sae(out: Path, tokens: int = 1_000_000, seed: int = 0, n_captions:
         from ..prompts import read_prompts
 
         prompts += read_prompts(ROOT / "data" / "corpus.csv")
-    store = collect(enc, prompts, out / "activations", keep_padding="all", progress=progress)
-    res = train_sae(store.load(), TrainConfig(tokens=tokens, dead_after_tokens=200_000, seed=seed), out_dir=out / "sae",
+    store = collect(enc, prompts, out / "activations", layer=layer, keep_padding="all", progress=progress)
+    res = train_sae(store.load(), TrainConfig(tokens=tokens, dead_after_tokens=200_000, seed=seed, k=k), out_dir=out / "sae",
                     encoder_id="offline", layer=store.info.layer, layer_index=store.info.layer_index, progress=progress)
     return res.sae
 
