@@ -110,12 +110,18 @@ plt.show()
 # images with and without the eraser, in the detector's feature space), and the attack rate
 # (target rate under synonyms and paraphrases never seen in training). Rows: no eraser, then
 # each mode and lambda. Same prompts and seeds everywhere.
+#
+# Read the table before believing the method: does the target rate fall? In this world the
+# text encoder is bidirectional, so every token has already heard "red" before the edited
+# block, and one SAE latent carries only a slice of the word's representation. The README's
+# toy-world section reports what we measured, including how many neurons and how large a
+# lambda it takes to move the target rate.
 
 # %%
-n_toy = 16 if P.name == "offline" else 48
+n_toy = 12 if P.name == "offline" else 48
 tables = {}
 for target in ("red", "triangle"):
-    res = run_experiment(toy, detector, toy_sae, target, n=n_toy, steps=20, keep_images=False)
+    res = run_experiment(toy, detector, toy_sae, target, n=n_toy, steps=15, keep_images=False)
     tables[target] = pd.DataFrame(res.rows)
     display(tables[target].round(3))
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
