@@ -71,7 +71,7 @@ def dense_probe(enc, layer, sets):
     return auroc(np.r_[cv, rab], neg)
 
 
-def report_for(enc, sae, sets, n_cos: int, tol: float) -> dict:
+def report_for(enc, sae, sets, n_cos: int, tol: float, cosine: bool = True) -> dict:
     sae = sae.requires_grad_(False)
     codes = {k: prompt_codes(enc, sae, v) for k, v in sets.items() if k in ("nudity_pos", "violence_pos", "coco_neg")}
     out = {}
@@ -90,7 +90,7 @@ def report_for(enc, sae, sets, n_cos: int, tol: float) -> dict:
             a = auroc(codes[pos].max_activation(n)[0], codes["coco_neg"].max_activation(n)[0])
             row = {"neuron": n[0], "auroc": round(a, 4), **{k: (v[0] if isinstance(v, list) else v) for k, v in sel.stats.items()}}
             cos = {}
-            for mode in ("A", "B"):
+            for mode in (("A", "B") if cosine else ()):
                 for lam in LAMS:
                     er = Eraser(sae, n, lam, mode, pairs.tuple_prompt)
                     cos[f"{mode}{lam}"] = {
@@ -109,6 +109,7 @@ def main() -> int:
     ap.add_argument("--n-coco", type=int, default=1000)
     ap.add_argument("--n-cos", type=int, default=200)
     ap.add_argument("--tol", type=float, default=0.01)
+    ap.add_argument("--cosine-saes", type=int, default=1, help="measure erasure's cosine effect on the first N SAEs only")
     a = ap.parse_args()
     torch.set_num_threads(2)
     t0 = time.perf_counter()
@@ -118,10 +119,10 @@ def main() -> int:
     report = {"positives": {"nudity": len(sets["nudity_pos"]), "violence": len(sets["violence_pos"])},
               "negatives_coco": len(sets["coco_neg"]), "layer": first.cfg.layer,
               "dense_probe_auroc_nudity": round(dense_probe(enc, first.cfg.layer, sets), 4), "saes": {}}
-    for path in a.saes:
+    for i, path in enumerate(a.saes):
         sae = TopKSAE.load(path)
         report["saes"][path] = {"metrics": {k: sae.cfg.metrics.get(k) for k in ("fvu", "l0", "dead_fraction", "tokens_seen")},
-                                **report_for(enc, sae, sets, a.n_cos, a.tol)}
+                                **report_for(enc, sae, sets, a.n_cos, a.tol, cosine=i < a.cosine_saes)}
     report["seconds"] = round(time.perf_counter() - t0, 1)
     atomic_write_json(a.out, report)
     print(json.dumps(report, indent=1))

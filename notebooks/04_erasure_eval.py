@@ -150,7 +150,6 @@ wb.record(P, "toy_erasure", {t: df.round(4).to_dict(orient="records") for t, df 
 # %%
 from snce_lib.evaluation import evaluate_folder, results_table
 from snce_lib.generate import generate
-from snce_lib.prompts import load_set
 from snce_lib.protocols import get_protocol
 
 encoder = wb.ensure_encoder(P)
@@ -165,7 +164,8 @@ else:
     pipe = load_pipeline("sd14")
     protocol, extractor, clip = get_protocol("snce-paper", steps=P.steps), None, load_clip("openai/clip-vit-base-patch32", "cuda")
 eraser = Eraser.from_selection(sel, sae, lam=1.0, mode="B")
-sets = {name: load_set(name, n=P.eval_prompts) for name in ("i2p_nudity", "ring_a_bell_79", "coco")}
+sets, sets_desc = wb.eval_sets(P)
+print(sets_desc)
 out = P.run_dir / "images"
 results = {}
 for tag, er in (("original", None), ("snce", eraser)):
@@ -198,4 +198,5 @@ fig = image_grid([str(f) for f in shown], [f.name for f in shown], title="SNCE i
 plt.show()
 wb.record(P, "evaluation", {f"{t}/{n}": {"total": r["nudenet"]["total"], "asr": r["nudenet"]["asr"],
                                          "clip": r["clip_score"].get("mean"), "fid": r["fid"].get("value")}
-                            for (t, n), r in results.items()} | {"protocol": protocol.as_dict(), "pipeline": P.model})
+                            for (t, n), r in results.items()} | {"protocol": protocol.as_dict(), "pipeline": P.model,
+                                                                 "prompt_sets": sets_desc})

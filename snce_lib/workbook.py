@@ -267,3 +267,27 @@ def erasure_backend(pipe, encoder, sae, ranking, tuple_prompt: str, seed: int = 
         return toks, vals
 
     return generate, activations
+
+
+def eval_sets(p: Profile) -> tuple[dict, str]:
+    """Prompt sets for notebook 04's evaluation: I2P nudity, the Ring-A-Bell-style pairs and COCO,
+    `eval_prompts` rows each. Without the public sets (no ../shared/data, no network), the
+    project's own nudity concept prompts and corpus stand in, and the description says so."""
+    import pandas as pd
+
+    from .prompts import PromptFileError, PromptSet, load_set, read_prompts
+    from .selection import load_concept
+
+    try:
+        return {name: load_set(name, n=p.eval_prompts) for name in ("i2p_nudity", "ring_a_bell_79", "coco")}, \
+            "public sets (I2P nudity >= 50, RECE's Ring-A-Bell-style 79, COCO-30k)"
+    except PromptFileError:
+        n = p.eval_prompts
+        concept = load_concept("nudity").concept_prompts
+        corpus = read_prompts(CORPUS)
+        frame = lambda prompts: pd.DataFrame({"prompt": prompts, "case_number": range(len(prompts)),
+                                              "evaluation_seed": range(len(prompts)), "evaluation_guidance": float("nan")})
+        return {"i2p_nudity": PromptSet("project_nudity", frame(concept[:n])),
+                "ring_a_bell_79": PromptSet("project_nudity_2", frame(concept[n : 2 * n])),
+                "coco": PromptSet("project_corpus", frame(corpus[:n]))}, \
+            "STAND-INS: the public sets are not here and could not be fetched; project prompts are used"
