@@ -102,6 +102,7 @@ if len(sc.ranking):
     ax.annotate(f" winner #{w}", (0, sc.s_c[w]), color="tab:red")
 ax.axvline(0.01, color="gray", ls=":", lw=1, label="1% tolerance")
 ax.set_xscale("symlog", linthresh=1e-3)
+ax.set_xlim(left=-2e-4)
 ax.set_yscale("log")
 ax.set(xlabel="share of deconcept positions where it fires (symlog)", ylabel="concept score s^c (eq. 5, log)",
        title="Modulated frequency selection (nudity)")
