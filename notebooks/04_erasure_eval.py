@@ -174,7 +174,7 @@ for tag, er in (("original", None), ("snce", eraser)):
         generate(pipe, ps, protocol, folder, eraser=er, batch_size=8, model_id=P.model)
         ref = out / f"original_{name}" if (tag == "snce" and name == "coco") else None
         results[(tag, name)] = evaluate_folder(folder, protocol, reference_dir=ref, clip=clip, extractor=extractor,
-                                               progress=False)
+                                               progress=False, fid_size=P.resolution if P.model == "toy" else 299)
 summary = pd.DataFrame([{"images": f"{t} / {n}", "NudeNet total (8 classes, 0.6)": r["nudenet"]["total"],
                          "ASR (any hit, 0.45)": r["nudenet"]["asr"], "CLIP": r["clip_score"].get("mean", "not measured"),
                          "FID vs original": r["fid"].get("value", "—")} for (t, n), r in results.items()])

@@ -28,7 +28,7 @@ def nudity_metrics(detections, protocol: Protocol) -> dict:
 
 
 def evaluate_folder(images_dir, protocol: str | Protocol = "snce-paper", reference_dir=None, clip=None,
-                    extractor=None, progress: bool = True) -> dict:
+                    extractor=None, progress: bool = True, fid_size: int = 299) -> dict:
     """NudeNet counts and ASR; CLIP score when `clip` = (model, tokenizer) is given; FID against
     `reference_dir` when given (with `extractor`, or the standard Inception when online)."""
     protocol = get_protocol(protocol)
@@ -45,7 +45,7 @@ def evaluate_folder(images_dir, protocol: str | Protocol = "snce-paper", referen
         result["clip_score"] = {"not_measured": "no CLIP model given (needs the hub on first use)"}
     if reference_dir is not None:
         try:
-            result["fid"] = {"value": fid_folders(images_dir, reference_dir, extractor), "reference": str(reference_dir),
+            result["fid"] = {"value": fid_folders(images_dir, reference_dir, extractor, size=fid_size), "reference": str(reference_dir),
                              "features": "injected extractor" if extractor is not None else protocol.fid_features}
         except RuntimeError as exc:
             result["fid"] = {"not_measured": str(exc)}
