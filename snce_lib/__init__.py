@@ -10,7 +10,7 @@ from .encoders import OFFLINE, SD14, EncoderError, TextEncoder, from_pipeline, l
 from .erase import Eraser, EraserError, edit_prompt_embeds, embedding_cosine  # noqa: E402
 from .evaluation import evaluate_folder, results_table  # noqa: E402
 from .features import Atlas, PromptCodes, build_atlas, decoder_umap, feature_card, prompt_codes, search_features  # noqa: E402
-from .generate import generate  # noqa: E402
+from .generate import generate as generate_images  # noqa: E402  (the module keeps the name `generate`)
 from .metrics import attack_success_rate, class_counts, clip_scores, detect, fid_folders, frechet_distance  # noqa: E402
 from .pipelines import build_tiny_sd, load_pipeline  # noqa: E402
 from .prompts import PromptFileError, PromptSet, load_set, read_prompts  # noqa: E402
