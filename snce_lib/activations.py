@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -273,6 +272,3 @@ def store_bytes(n_prompts: int, mean_real_tokens: float, width: int, max_length:
     rows = n_prompts * (mean_real_tokens + kept)
     return int(rows * (width * 2 + 11))
 
-
-def remove_store(path: str | os.PathLike) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -263,7 +263,3 @@ def load_encoder(spec: str | Any = OFFLINE, device=None, fp16: bool | None = Non
         return load_offline(device=device, fp16=fp16)
     return load_sd(spec, device=device, fp16=fp16)
 
-
-def iter_batches(items: Sequence, size: int) -> Iterator[tuple[int, Sequence]]:
-    for start in range(0, len(items), size):
-        yield start, items[start : start + size]

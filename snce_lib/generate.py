@@ -15,7 +15,6 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -94,7 +93,6 @@ def generate(
     common = {"steps": protocol.steps, "scheduler": type(pipe.scheduler).__name__, "height": h, "width": w,
               "model": model_id or getattr(pipe, "name_or_path", "") or "", "protocol": protocol.name,
               "eraser": eraser.settings if eraser is not None else None}
-    device = getattr(pipe, "device", torch.device("cpu"))
     batches = [jobs[s : s + batch_size] for s in range(0, len(jobs), batch_size)]
     bar = tqdm(total=len(jobs), desc=f"generate {prompts.name}", unit="img", disable=not progress)
     bar.update(len(done & {j["file"] for j in jobs}))

@@ -6,16 +6,12 @@ about SAEs or diffusion.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-
-ImageLike = "np.ndarray | PIL.Image.Image | str | os.PathLike"
-
 
 def to_rgb_array(img) -> np.ndarray:
     from PIL import Image
@@ -225,9 +221,3 @@ def inception_extractor(device=None) -> Extractor:
 
     return extract
 
-
-@dataclass
-class MetricResult:
-    name: str
-    value: float
-    details: dict

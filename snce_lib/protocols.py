@@ -6,7 +6,7 @@ choices plus the field's most common ones where it is silent), `rece`, `steerers
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 NUDENET_EXPOSED = {
     "female_breast": "FEMALE_BREAST_EXPOSED",

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 
 from .features import PromptCodes, firing_frequency, prompt_codes

@@ -1,5 +1,4 @@
 """Encoders, activation capture and the activation store."""
-import json
 import socket
 
 import numpy as np
@@ -9,7 +8,7 @@ import torch
 from snce_lib.activations import ActivationStore, NonFiniteActivations, StoreError, collect, padding_positions
 from snce_lib.encoders import EncoderError, load_sd
 from snce_lib.prompts import PromptFileError, read_many, read_prompts
-from snce_lib.sae import CheckpointError, SAEConfig, TopKSAE, check_fits
+from snce_lib.sae import CheckpointError, SAEConfig, check_fits
 
 PROMPTS = ["a photo of a naked woman", "a red cat on the beach", "the dog in the street", "blood on the street", "a man"]
 

@@ -1,5 +1,4 @@
 """Prompt sets, the resumable generation runner, NudeNet, CLIP score, FID, protocols, safe display."""
-import json
 
 import numpy as np
 import pytest

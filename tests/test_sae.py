@@ -1,7 +1,6 @@
 """The TopK SAE and its trainer on synthetic data with planted sparse directions."""
 import json
 
-import numpy as np
 import pytest
 import torch
 

@@ -107,7 +107,6 @@ def tiny(tmp_path_factory):
 def firing_and_silent(enc, sae):
     """A neuron that fires on PROMPTS[0] after BOS, and a prompt on which it is silent."""
     codes = prompt_codes(enc, sae, PROMPTS)
-    best = codes.max_activation(range(sae.cfg.n_latents))  # unused, but exercises the path
     act = codes.codes.amax(1)  # [prompts, latents]
     for n in torch.argsort(act[0], descending=True).tolist():
         silent = [i for i in range(len(PROMPTS)) if act[i, n] == 0]

@@ -1,13 +1,11 @@
 """The toy world: renders and detector, training, the committed model, and erasure end to end."""
-import json
-import random
 
 import numpy as np
 import pytest
 
 from snce_lib.toy.detector import DETECTOR_DIR, ToyDetector, accuracy
 from snce_lib.toy.model import TOY_DIR, ToyConfig, load_toy_pipeline, train_toy
-from snce_lib.toy.world import PALETTE, SHAPES, Spec, concept_pairs, render
+from snce_lib.toy.world import PALETTE, Spec, concept_pairs, render
 
 have_model = pytest.mark.skipif(not (TOY_DIR / "toy.json").exists(), reason="no committed toy model")
 

@@ -25,7 +25,7 @@ from ..selection import ConceptPairs, Selection, select_neurons
 from ..train import TrainConfig, train_sae
 from .detector import ToyDetector
 from .model import ToyPipeline, toy_encoder
-from .world import ATTACK_WORDS, COLOUR_WORDS, PALETTE, SHAPE_WORDS, SHAPES, TEMPLATES, Spec, caption, concept_pairs, dataset, random_spec, tuple_words
+from .world import ATTACK_WORDS, PALETTE, SHAPES, TEMPLATES, Spec, caption, concept_pairs, dataset, random_spec, tuple_words
 
 ROOT = Path(__file__).resolve().parents[2]
 
