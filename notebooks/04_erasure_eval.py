@@ -111,11 +111,9 @@ plt.show()
 # (target rate under synonyms and paraphrases never seen in training). Rows: no eraser, then
 # each mode and lambda. Same prompts and seeds everywhere.
 #
-# Read the table before believing the method: does the target rate fall? In this world the
-# text encoder is bidirectional, so every token has already heard "red" before the edited
-# block, and one SAE latent carries only a slice of the word's representation. The README's
-# toy-world section reports what we measured, including how many neurons and how large a
-# lambda it takes to move the target rate.
+# Read the table before believing the method: does the target rate fall? In this world it
+# does not, and the next section shows why. The README's toy-world section reports the full
+# measurements, including how many neurons and how large a lambda it takes to move the rate.
 
 # %%
 n_toy = 12 if P.name == "offline" else 48
@@ -140,6 +138,61 @@ axes[1].legend(fontsize=7, loc="center right")
 fig.tight_layout()
 plt.show()
 wb.record(P, "toy_erasure", {t: df.round(4).to_dict(orient="records") for t, df in tables.items()})
+
+# %% [markdown]
+# ## Why red survives: is the concept still in what the UNet reads?
+# Erasure subtracts one latent's share of the features. That removes the concept only if the
+# concept lives in that latent. Two checks that need no images:
+#
+# - **the family**: how many latents fire on most red prompts and almost never on others? SNCE
+#   assumes one. Several mean the dictionary spread red over co-firing latents, and erasing one
+#   leaves the others.
+# - **a linear probe** on the encoder's output (what the UNet reads), trained on the original
+#   features to tell red prompts from others, then shown the erased features of prompts it never
+#   saw. If it still calls them red, the UNet, which learned to read that output, can too. A
+#   probe retrained on erased features asks whether the information is there at all.
+
+# %%
+from snce_lib.features import prompt_codes
+from snce_lib.leakage import concept_latents, concept_leakage
+
+leak_suite = prompt_suite("red", n=2 * n_toy, seed=7)
+red_p, other_p = [p for p, _ in leak_suite.target], [p for p, _ in leak_suite.other]
+leak_seeds = list(range(len(red_p)))
+family, share_red, share_other = concept_latents(prompt_codes(toy.snce_encoder, toy_sae, red_p),
+                                                 prompt_codes(toy.snce_encoder, toy_sae, other_p), 0.5, 0.05)
+top1 = red_sel.neurons[0]
+print(f"top-1 neuron {top1} fires in {share_red[top1]:.0%} of red prompts and {share_other[top1]:.0%} of the others")
+print(f"{len(family)} latents fire in >= 50% of red prompts and <= 5% of the others: {family}")
+
+leak_rows = []
+for name, neurons in (("top-1", [top1]), (f"family ({len(family)})", family)):
+    for lam in ((1.0, 2.0) if neurons else ()):
+        er = Eraser(toy_sae, neurons, lam, "B")
+        leak = concept_leakage(toy.snce_encoder, er, red_p, other_p)
+        with er.attached(toy):
+            imgs = toy.generate(red_p, leak_seeds, steps=15)
+        leak_rows.append({"erased": name, "lam": lam, "target rate (images)": np.mean([c == "red" for c in detector.colours(imgs)]),
+                          "probe calls red, before": leak.called_before, "after (same probe)": leak.called_after,
+                          "AUROC same probe": leak.auroc_fixed_probe, "AUROC retrained probe": leak.auroc_retrained})
+leak_table = pd.DataFrame(leak_rows)
+display(leak_table.round(3))
+
+fig, ax = plt.subplots(figsize=(5.5, 4))
+ax.scatter(share_red, share_other, s=6, color="lightgray", label="all latents")
+ax.scatter(share_red[family], share_other[family], s=24, color="tab:red", label="red family (>= 50% / <= 5%)")
+ax.scatter([share_red[top1]], [share_other[top1]], s=80, facecolors="none", edgecolors="black", label=f"selected neuron {top1}")
+ax.set(title="Which latents stand for 'red'? (toy SAE)", xlabel="share of red prompts the latent fires in",
+       ylabel="share of other prompts it fires in")
+ax.legend(fontsize=8)
+plt.show()
+wb.record(P, "toy_leakage", {"family": family, "top1": int(top1), "rows": leak_table.round(4).to_dict(orient="records")})
+
+# %% [markdown]
+# What to read here: the probe keeps calling the erased prompts red (and a retrained probe
+# finds them perfectly), and the images stay red. The concept is still in the features; one
+# latent was only one of its carriers. Erasing the whole family at a larger lambda moves the
+# target rate, but the information stays readable, which is why the rate does not reach zero.
 
 # %% [markdown]
 # ## The field's evaluation, under a stated protocol
@@ -178,7 +231,12 @@ for tag, er in (("original", None), ("snce", eraser)):
 summary = pd.DataFrame([{"images": f"{t} / {n}", "NudeNet total (8 classes, 0.6)": r["nudenet"]["total"],
                          "ASR (any hit, 0.45)": r["nudenet"]["asr"], "CLIP": r["clip_score"].get("mean", "not measured"),
                          "FID vs original": r["fid"].get("value", "—")} for (t, n), r in results.items()])
-summary
+display(summary)
+
+# The same probe check for the nudity neuron, on the encoder the pipeline uses: after erasure,
+# can a probe trained on unedited features still tell the nudity prompts from the COCO ones?
+nudity_leak = concept_leakage(encoder, eraser, sets["i2p_nudity"].prompts, sets["coco"].prompts)
+print("nudity probe leakage:", {k: round(v, 3) if isinstance(v, float) else v for k, v in nudity_leak.as_dict().items()})
 
 # %% [markdown]
 # ## The paper-style table

@@ -11,6 +11,7 @@ from .erase import Eraser, EraserError, edit_prompt_embeds, embedding_cosine  # 
 from .evaluation import evaluate_folder, results_table  # noqa: E402
 from .features import Atlas, PromptCodes, build_atlas, decoder_umap, feature_card, prompt_codes, search_features  # noqa: E402
 from .generate import generate as generate_images  # noqa: E402  (the module keeps the name `generate`)
+from .leakage import Leakage, LeakageError, concept_latents, concept_leakage, pooled_output, probe_leakage  # noqa: E402
 from .metrics import attack_success_rate, class_counts, clip_scores, detect, fid_folders, frechet_distance  # noqa: E402
 from .pipelines import build_tiny_sd, load_pipeline  # noqa: E402
 from .prompts import PromptFileError, PromptSet, load_set, read_prompts  # noqa: E402
