@@ -4,12 +4,14 @@
         [--nudity-sae runs/bench/sae_s0]
 
 Toy world: first, where the UNet reads the colour (final embeddings swapped position by
-position between "red" and "blue" captions). Then, for "red" and "triangle": finds the concept-specific latent families (fire in >= 90%,
-50% or 30% of target prompts and <= 5% of the others; and >= 90% of prompts that use the plain
-word only), then erases (mode B) the top-1 selected neuron and each family at lambda 1 and 2,
-and reports for each the probe leakage on the encoder output and, from generated images, the
-target rate. Offline nudity (if the public sets are there): the same
-probe check for the top-1 neuron, I2P nudity > 50 against COCO captions.
+position between "red" and "blue" captions). Then, for "red" and "triangle": the
+concept-specific latent families (fire in >= 90%, 50% or 30% of target prompts and <= 5% of
+the others; and in >= 90% of prompts that use the plain word only); then erasure (mode B) of
+the top-1 selected neuron and of each family at lambda 1 and 2, each with the probe leakage on
+the encoder output and, from generated images, the target rate; also the top-1 neuron with
+the negative prompt pushed towards the concept (`move_negative`, both modes). Offline nudity
+(if the public sets are there): the same probe check for the top-1 neuron, I2P nudity > 50
+against COCO captions.
 """
 from __future__ import annotations
 
@@ -62,16 +64,19 @@ def toy_rows(pipe, det, sae, target: str, n: int, steps: int) -> dict:
         out[f"top1_tol{tol}"] = {"neuron": n0, "fires_in_target": float(sc[n0]), "fires_in_other": float(so[n0])}
         erase[f"top-1 (tol {tol})"] = [n0]
     erase.update({k: v for k, v in families.items() if v})
-    for name, neurons in erase.items():
-        for lam in (1.0, 2.0):
-            er = Eraser(sae, neurons, lam, "B")
-            leak = concept_leakage(enc, er, tgt, oth)
-            with er.attached(pipe):
-                imgs = pipe.generate(tgt, seeds, steps)
-            rate = float(np.mean([v == target for v in read(imgs)]))
-            row = {"erase": name, "neurons": len(neurons), "lam": lam, "target_rate": rate, **leak.as_dict()}
-            out["rows"].append(row)
-            print(target, json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+    settings = [(name, neurons, lam, "B", False) for name, neurons in erase.items() for lam in (1.0, 2.0)]
+    # Concept Steerers' extra push: the negative prompt moved towards the concept, so guidance steers away
+    settings += [("top-1 (tol 0.0), move_negative", erase["top-1 (tol 0.0)"], lam, mode, True)
+                 for mode in ("A", "B") for lam in (1.0, 2.0)]
+    for name, neurons, lam, mode, move_neg in settings:
+        er = Eraser(sae, neurons, lam, mode, ", ".join(toy_concept(target).tuple_words), move_negative=move_neg)
+        leak = concept_leakage(enc, er, tgt, oth)
+        with er.attached(pipe):
+            imgs = pipe.generate(tgt, seeds, steps)
+        rate = float(np.mean([v == target for v in read(imgs)]))
+        row = {"erase": name, "neurons": len(neurons), "lam": lam, "mode": mode, "target_rate": rate, **leak.as_dict()}
+        out["rows"].append(row)
+        print(target, json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
     base = pipe.generate(tgt, seeds, steps)
     out["target_rate_no_eraser"] = float(np.mean([v == target for v in read(base)]))
     print(target, "no eraser: target rate", out["target_rate_no_eraser"], "families", {k: len(v) for k, v in families.items()}, flush=True)
