@@ -51,15 +51,17 @@ def toy_rows(pipe, det, sae, target: str, n: int, steps: int) -> dict:
     suite = prompt_suite(target, n, seed=7)
     tgt, oth = [p for p, _ in suite.target], [p for p, _ in suite.other]
     c_tgt, c_oth = prompt_codes(enc, sae, tgt), prompt_codes(enc, sae, oth)
-    _, sc, so = concept_latents(c_tgt, c_oth, 0.9, 0.05)
-    families = {f"family {a:.0%}/{b:.0%}": concept_latents(c_tgt, c_oth, a, b)[0] for a, b in ((0.9, 0.05), (0.5, 0.05), (0.3, 0.05))}
+    family90, sc, so = concept_latents(c_tgt, c_oth, 0.9, 0.05)
+    families = {"family 90%/5%": family90,
+                **{f"family {a:.0%}/{b:.0%}": concept_latents(c_tgt, c_oth, a, b)[0] for a, b in ((0.5, 0.05), (0.3, 0.05))}}
     families["plain-word family 90%/5%"] = concept_latents(prompt_codes(enc, sae, plain_word_prompts(target, n)), c_oth, 0.9, 0.05)[0]
     read = det.colours if target_kind(target) == "colour" else det.shapes
     seeds = [7000 + i for i in range(n)]
     out = {"families": families, "rows": []}
     erase = {}
+    concept = toy_concept(target)
     for tol in (0.0, 0.01):
-        sel, _ = select_neurons(enc, sae, toy_concept(target), top_k=1, max_deconcept_share=tol)
+        sel, _ = select_neurons(enc, sae, concept, top_k=1, max_deconcept_share=tol)
         n0 = sel.neurons[0]
         out[f"top1_tol{tol}"] = {"neuron": n0, "fires_in_target": float(sc[n0]), "fires_in_other": float(so[n0])}
         erase[f"top-1 (tol {tol})"] = [n0]
@@ -69,7 +71,7 @@ def toy_rows(pipe, det, sae, target: str, n: int, steps: int) -> dict:
     settings += [("top-1 (tol 0.0), move_negative", erase["top-1 (tol 0.0)"], lam, mode, True)
                  for mode in ("A", "B") for lam in (1.0, 2.0)]
     for name, neurons, lam, mode, move_neg in settings:
-        er = Eraser(sae, neurons, lam, mode, ", ".join(toy_concept(target).tuple_words), move_negative=move_neg)
+        er = Eraser(sae, neurons, lam, mode, concept.tuple_prompt, move_negative=move_neg)
         leak = concept_leakage(enc, er, tgt, oth)
         with er.attached(pipe):
             imgs = pipe.generate(tgt, seeds, steps)

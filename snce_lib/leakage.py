@@ -21,6 +21,7 @@ encoder (MiniLM) BOS carries the sentence, so including it would measure the BOS
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
@@ -67,16 +68,13 @@ def pooled_output(encoder: TextEncoder, prompts: Sequence[str], eraser: Eraser |
     if not prompts:
         raise LeakageError("the prompt list is empty")
     out = []
-    for s in range(0, len(prompts), batch_size):
-        toks = encoder.tokenize(prompts[s : s + batch_size])
-        if eraser is None:
+    with eraser.attached(encoder) if eraser is not None else nullcontext():
+        for s in range(0, len(prompts), batch_size):
+            toks = encoder.tokenize(prompts[s : s + batch_size])
             h = encoder.embed(toks)
-        else:
-            with eraser.attached(encoder):
-                h = encoder.embed(toks)
-        m = toks.attention_mask.to(h.device).unsqueeze(-1).float()
-        m[:, 0] = 0.0
-        out.append(((h.float() * m).sum(1) / m.sum(1).clamp_min(1.0)).cpu().numpy())
+            m = toks.attention_mask.to(h.device).unsqueeze(-1).float()
+            m[:, 0] = 0.0
+            out.append(((h.float() * m).sum(1) / m.sum(1).clamp_min(1.0)).cpu().numpy())
     return np.concatenate(out)
 
 
