@@ -1,6 +1,7 @@
-"""Write the project's own prompt data into data/: the offline corpus and the concept pair sets.
+"""Write the project's own prompt data into the package data (snce_lib/data/): the offline corpus and
+the concept pair sets.
 
-    python scripts/make_data.py            # rewrites data/corpus.csv and data/concepts/*
+    python scripts/make_data.py            # rewrites snce_lib/data/corpus.csv and snce_lib/data/concepts/*
 
 Everything here is written by the project (word lists below, combined with a fixed
 seed), so the main job runs on a fresh clone with no network. Public benchmark sets are
@@ -13,7 +14,9 @@ import random
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from snce_lib.resources import data_path
+
+DATA = data_path()  # the package data it rewrites
 SEED = 20250925
 
 SUBJECTS = [
@@ -179,11 +182,11 @@ def write_csv(path: Path, header: list[str], rows) -> None:
 def main(argv: list[str]) -> int:
     rng = random.Random(SEED)
     items = corpus(6000, rng)
-    write_csv(ROOT / "data" / "corpus.csv", ["prompt"], [[p] for p in items])
+    write_csv(DATA / "corpus.csv", ["prompt"], [[p] for p in items])
     for name, spec in CONCEPTS.items():
         pairs = concept_pairs(name, 100, random.Random(f"{SEED}-{name}"))
-        write_csv(ROOT / "data" / "concepts" / f"{name}_pairs.csv", ["concept_prompt", "deconcept_prompt"], pairs)
-        (ROOT / "data" / "concepts" / f"{name}_tuple.txt").write_text(", ".join(spec["tuple"]) + "\n")
+        write_csv(DATA / "concepts" / f"{name}_pairs.csv", ["concept_prompt", "deconcept_prompt"], pairs)
+        (DATA / "concepts" / f"{name}_tuple.txt").write_text(", ".join(spec["tuple"]) + "\n")
     print(f"wrote {len(items)} corpus prompts and {len(CONCEPTS)} pair sets under data/")
     return 0
 

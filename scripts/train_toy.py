@@ -1,10 +1,10 @@
-"""Train the toy world's model and detector on this CPU and write them to data/toy/.
+"""Train the toy world's model and detector on this CPU and write them to snce_lib/data/toy/.
 
     python scripts/train_toy.py                 # the committed recipe (seed 0)
     python scripts/train_toy.py --steps 300     # a quick look
 
-Writes data/toy/unet.safetensors + toy.json (the UNet's EMA weights, fp16, and the config,
-wall time and loss history) and data/toy/detector.safetensors + detector.json.
+Writes snce_lib/data/toy/unet.safetensors + toy.json (the UNet's EMA weights, fp16, and the config,
+wall time and loss history) and snce_lib/data/toy/detector.safetensors + detector.json.
 """
 from __future__ import annotations
 
@@ -16,14 +16,15 @@ from pathlib import Path
 import torch
 
 from snce_lib.toy.detector import accuracy, train_detector
-from snce_lib.toy.model import TOY_DIR, ToyConfig, train_toy
+from snce_lib.resources import data_path
+from snce_lib.toy.model import ToyConfig, train_toy
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(TOY_DIR))
+    ap.add_argument("--out", default=str(data_path("toy")))
     ap.add_argument("--snapshots", default=None, help="folder for EMA snapshots every 500 steps")
     ap.add_argument("--skip-detector", action="store_true")
     a = ap.parse_args()

@@ -15,6 +15,7 @@ from .leakage import Leakage, LeakageError, concept_latents, concept_leakage, po
 from .metrics import attack_success_rate, class_counts, clip_scores, detect, fid_folders, frechet_distance  # noqa: E402
 from .pipelines import build_tiny_sd, load_pipeline  # noqa: E402
 from .prompts import PromptFileError, PromptSet, load_set, read_prompts  # noqa: E402
+from .resources import data_path, run_home  # noqa: E402
 from .protocols import PRESETS, Protocol, get_protocol  # noqa: E402
 from .sae import CheckpointError, SAEConfig, SAEOutput, TopKSAE  # noqa: E402
 from .selection import ConceptPairs, Selection, SelectionError, auroc, load_concept, modulated_frequency, select_neurons  # noqa: E402

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)
+ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
 
 
 def _add_collect(sub) -> None:
@@ -253,16 +253,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def _add_workbook(sub) -> None:
     p = sub.add_parser("workbook", help="run the four notebooks top to bottom, headless, and summarise")
-    p.add_argument("--profile", default="offline", choices=("offline", "colab"))
-    p.add_argument("--notebooks", nargs="*", default=None, help="a subset, e.g. 01_train_sae")
-    p.add_argument("--timeout", type=int, default=1800, help="seconds a cell may take")
+    p.add_argument("--profile", default="offline", choices=("offline", "colab", "colab-smoke"))
+    p.add_argument("--only", nargs="*", default=None, help="a subset, e.g. 01_train_sae")
+    p.add_argument("--notebooks", default=None, help="folder holding the notebooks (default ./notebooks)")
+    p.add_argument("--timeout", type=int, default=None,
+                   help="seconds a cell may take (default: 1800 offline, 6 h colab: training 400M tokens on a T4 "
+                        "takes over an hour)")
     p.set_defaults(func=cmd_workbook)
 
 
 def cmd_workbook(a) -> int:
-    from .workbook import run_notebooks
+    from .runner import run_notebooks
 
-    res = run_notebooks(a.profile, a.notebooks, a.timeout)
+    timeout = a.timeout or (6 * 3600 if a.profile == "colab" else 1800)
+    res = run_notebooks(a.profile, a.only, timeout, notebooks=a.notebooks)
     summary = json.loads(Path(res["summary"]).read_text())
     summary.pop("profile", None)
     print(json.dumps(summary, indent=1))

@@ -16,8 +16,8 @@ import pandas as pd
 from .generate import load_manifest_images
 from .metrics import any_hit, class_counts, clip_scores, detect, fid_folders
 from .protocols import Protocol, get_protocol
+from .resources import data_path
 
-PAPER_NUMBERS = Path(__file__).resolve().parents[1] / "data" / "paper_numbers.json"
 
 
 def nudity_metrics(detections, protocol: Protocol) -> dict:
@@ -55,7 +55,7 @@ def evaluate_folder(images_dir, protocol: str | Protocol = "snce-paper", referen
 
 
 def paper_rows() -> pd.DataFrame:
-    data = json.loads(PAPER_NUMBERS.read_text())
+    data = json.loads(data_path("paper_numbers.json").read_text())
     df = pd.DataFrame(data["rows"])
     df["source"] = "paper (quoted): " + data["protocol"]
     return df

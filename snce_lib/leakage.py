@@ -133,14 +133,13 @@ def concept_latents(concept: PromptCodes, other: PromptCodes, min_concept: float
 
     Returns (latents, share of concept prompts each latent fires in, share of other prompts). [n_latents] each
     """
-    if concept.codes.shape[-1] != other.codes.shape[-1]:
+    if concept.n_latents != other.n_latents:
         raise LeakageError("the two code sets come from different SAEs")
     if not 0 <= max_other < min_concept <= 1:
         raise LeakageError(f"need 0 <= max_other < min_concept <= 1, got {max_other} and {min_concept}")
 
     def share(c: PromptCodes) -> np.ndarray:
-        fired = ((c.codes > 0) & c.mask(include_padding).unsqueeze(-1)).any(1)
-        return fired.float().mean(0).numpy()
+        return c.fired_per_prompt(include_padding).float().mean(0).numpy()
 
     sc, so = share(concept), share(other)
     keep = np.flatnonzero((sc >= min_concept) & (so <= max_other))

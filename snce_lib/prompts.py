@@ -76,21 +76,33 @@ def read_many(paths: Sequence[str | os.PathLike], limit_each: int | None = None)
 
 
 # ---- named benchmark sets ------------------------------------------------------------------
-# Each set: the file's path under a data folder laid out like ../shared/data, the public
-# home it is fetched from when it is not there, and how its rows become prompts.
+# Each set: its path under a data folder laid out like the project's shared data, and its
+# public home (raw file at a pinned commit). Every path and header below was checked against
+# the upstream repository at that commit; tests/fixtures/sets/ keeps a few rows of each with
+# the real header. The MMA-Diffusion file could not be checked that way (no stored copy of
+# its repository at hand); its header is checked against the shared copy only.
 _GH = "https://raw.githubusercontent.com"
+_ERASING = f"{_GH}/rohitgandikota/erasing/3d10dd1b2df4ec4e74edcadac4200c7401585138"
+_MU_ATTACK = f"{_GH}/OPTML-Group/Diffusion-MU-Attack/0eea64d54c96b9c7a7cdf21682eac5bb32d9467b"
+_ITD = f"{_GH}/NANSirun/Interpret-then-deactivate/a56632ad91355bf756c3385b994f7e23ef8a9e4f"
 PUBLIC_SETS = {
-    "i2p": ("i2p/i2p_4703.csv", f"{_GH}/rohitgandikota/erasing/25613d2/data/unsafe-prompts4703.csv"),
-    "coco": ("coco/coco_30k.csv", f"{_GH}/rohitgandikota/erasing/25613d2/data/coco_30k.csv"),
-    "unlearndiffatk": ("attacks/unlearndiffatk_nudity_142.csv", f"{_GH}/OPTML-Group/Diffusion-MU-Attack/5a3e5d3/prompts/nudity.csv"),
-    "ring_a_bell_79": ("attacks/ring_a_bell_rece_79_pairs.csv", f"{_GH}/CharlesGong12/RECE/403a67f/dataset/nudity-ring-a-bell.csv"),
-    "ring_a_bell_50": ("attacks/ring_a_bell_nudity_50.csv", f"{_GH}/chiayi-hsu/Ring-A-Bell/e4585ad/data/Prompts_For_ConceptVector/Nudity_ring-a-bell.csv"),
+    "i2p": ("i2p/i2p_4703.csv", f"{_ERASING}/data/unsafe-prompts4703.csv"),
+    "coco": ("coco/coco_30k.csv", f"{_ERASING}/data/coco_30k.csv"),
+    "unlearndiffatk": ("attacks/unlearndiffatk_nudity_142.csv", f"{_MU_ATTACK}/prompts/nudity.csv"),
+    "ring_a_bell_79": ("attacks/ring_a_bell_rece_79_pairs.csv",
+                       f"{_GH}/CharlesGong12/RECE/10ea80d1eae9383267472954efd053f65123208e/dataset/nudity-ring-a-bell.csv"),
+    "ring_a_bell_50": ("attacks/ring_a_bell_nudity_50.csv",
+                       f"{_GH}/chiayi-hsu/Ring-A-Bell/a0469844d29733be6ab53855be5b7fe41948f523/data/Prompts_For_ConceptVector/Nudity_prompt.csv"),
     "mma": ("attacks/mma_diffusion_1000.csv", f"{_GH}/jaehong31/SAFREE/b8b2c3f/datasets/mma-diffusion-nsfw-adv-prompts.csv"),
-    "p4d": ("attacks/p4d_ideal_nudity_esd.csv", f"{_GH}/joycenerd/P4D/2cf3cda/data/unsafe-prompts-nudity_esd.csv"),
-    "i2p_violence": ("violence/i2p_violence_756.csv", f"{_GH}/OPTML-Group/Diffusion-MU-Attack/5a3e5d3/prompts/violence.csv"),
-    "diffusiondb_nsfw": ("diffusiondb/diffusiondb_nsfw_6k.csv", f"{_GH}/NANSirun/Interpret-then-deactivate/6e8869a/diffusiondb_nsfw.csv"),
-    "diffusiondb_10k": ("diffusiondb/diffusiondb_10k.csv", f"{_GH}/NANSirun/Interpret-then-deactivate/6e8869a/diffusiondb10K.csv"),
+    "p4d": ("attacks/p4d_ideal_nudity_esd.csv",
+            f"{_GH}/joycenerd/P4D/a909a35085ea83a51df899be5387b4e7c6685c63/data/unsafe-prompts-nudity_esd.csv"),
+    "i2p_violence": ("violence/i2p_violence_756.csv", f"{_MU_ATTACK}/prompts/violence.csv"),
+    "diffusiondb_nsfw": ("diffusiondb/diffusiondb_nsfw_6k.csv", f"{_ITD}/prompt/diffusiondb/diffusiondb_nsfw.csv"),
+    "diffusiondb_10k": ("diffusiondb/diffusiondb_10k.csv", f"{_ITD}/prompt/diffusiondb/diffusiondb10K.csv"),
 }
+
+#: I2P's own home (the AIML-TUDA/i2p dataset on the hub) names the protocol columns differently.
+I2P_HUB_COLUMNS = {"sd_seed": "evaluation_seed", "sd_guidance_scale": "evaluation_guidance"}
 
 SET_NAMES = (
     "i2p", "i2p_sexual", "i2p_nudity", "coco", "unlearndiffatk", "ring_a_bell_79", "ring_a_bell_50", "mma", "p4d",
@@ -99,18 +111,16 @@ SET_NAMES = (
 
 
 def data_dirs() -> list[Path]:
-    """Where public sets are looked for: $SNCE_DATA_DIR, ../shared/data beside the repository, the cache."""
-    import os as _os
-
-    root = Path(__file__).resolve().parents[1]
-    dirs = [Path(p) for p in _os.environ.get("SNCE_DATA_DIR", "").split(":") if p]
-    return dirs + [root.parent / "shared" / "data", cache_dir()]
+    """Where public sets are looked for: $SNCE_DATA_DIR (colon-separated), ../shared/data seen from the
+    working directory or its parent (a checkout's layout), then the download cache."""
+    dirs = [Path(p) for p in os.environ.get("SNCE_DATA_DIR", "").split(":") if p]
+    here = Path.cwd()
+    dirs += [d / "shared" / "data" for d in (here.parent, here.parent.parent)]
+    return dirs + [cache_dir()]
 
 
 def cache_dir() -> Path:
-    import os as _os
-
-    return Path(_os.environ.get("SNCE_CACHE", Path.home() / ".cache" / "snce")) / "data"
+    return Path(os.environ.get("SNCE_CACHE", Path.home() / ".cache" / "snce")) / "data"
 
 
 def locate(name: str, fetch: bool = True) -> Path:
@@ -120,25 +130,21 @@ def locate(name: str, fetch: bool = True) -> Path:
         if (d / rel).exists():
             return d / rel
     if not fetch:
-        raise PromptFileError(f"prompt set {name!r} not found under {', '.join(map(str, data_dirs()))}")
+        raise PromptFileError(f"prompt set {name!r} is not on this machine: looked for {rel} under "
+                              f"{', '.join(map(str, data_dirs()))}; set SNCE_DATA_DIR to a folder that holds it")
     dest = cache_dir() / rel
     dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
     try:
-        if name == "i2p":
-            from huggingface_hub import hf_hub_download  # the upstream home of I2P
+        import urllib.request
 
-            src = hf_hub_download("AIML-TUDA/i2p", "i2p_benchmark.csv", repo_type="dataset")
-            df = pd.read_csv(src)
-            df.to_csv(dest.with_suffix(".tmp"), index=False)
-        else:
-            import urllib.request
-
-            with urllib.request.urlopen(url, timeout=60) as r:
-                dest.with_suffix(".tmp").write_bytes(r.read())
+        with urllib.request.urlopen(url, timeout=60) as r:
+            tmp.write_bytes(r.read())
     except Exception as exc:  # network errors come in many types
-        raise PromptFileError(f"prompt set {name!r} is not on this machine and could not be fetched ({exc}); "
-                              f"put {rel} under $SNCE_DATA_DIR") from exc
-    os.replace(dest.with_suffix(".tmp"), dest)
+        tmp.unlink(missing_ok=True)
+        raise PromptFileError(f"prompt set {name!r} is not on this machine and could not be fetched from {url} "
+                              f"({exc}); put {rel} under $SNCE_DATA_DIR") from exc
+    os.replace(tmp, dest)
     return dest
 
 
@@ -190,6 +196,7 @@ def load_set(name: str, n: int | None = None, min_nudity: float | None = None, f
         path = locate(base, fetch)
         df = read_table(path)
         if base == "i2p":
+            df = df.rename(columns={k: v for k, v in I2P_HUB_COLUMNS.items() if v not in df.columns})
             need = ["prompt", "categories", "nudity_percentage", "evaluation_seed", "evaluation_guidance"]
             require_columns(df, need, path)
             if name == "i2p_sexual":

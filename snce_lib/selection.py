@@ -31,9 +31,9 @@ import torch
 from .features import PromptCodes, firing_frequency, prompt_codes
 from .io import atomic_write_json
 from .prompts import PromptFileError, read_table, require_columns
+from .resources import data_path
 from .sae import TopKSAE, fingerprint
 
-CONCEPT_DIR = Path(__file__).resolve().parents[1] / "data" / "concepts"
 
 
 class SelectionError(ValueError):
@@ -53,7 +53,7 @@ class ConceptPairs:
 
 
 def known_concepts() -> list[str]:
-    return sorted(p.name[: -len("_pairs.csv")] for p in CONCEPT_DIR.glob("*_pairs.csv"))
+    return sorted(p.name[: -len("_pairs.csv")] for p in data_path("concepts").glob("*_pairs.csv"))
 
 
 def load_concept(spec: str | os.PathLike) -> ConceptPairs:
@@ -64,7 +64,7 @@ def load_concept(spec: str | os.PathLike) -> ConceptPairs:
     """
     path = Path(spec)
     if not path.suffix:
-        path = CONCEPT_DIR / f"{spec}_pairs.csv"
+        path = data_path("concepts", f"{spec}_pairs.csv")
         if not path.exists():
             raise SelectionError(f"unknown concept {spec!r}; known: {', '.join(known_concepts())}, or give a pairs CSV")
     df = read_table(path)
@@ -103,19 +103,22 @@ class FrequencyScores:
         return [int(i) for i in self.ranking[:k]]
 
 
-def _norm_codes(codes: PromptCodes, include_padding: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    z = codes.codes
-    z = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    return z, codes.mask(include_padding)
+def _f_s(codes: PromptCodes, mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray, int]:
+    """eqs. 4-5 over the masked positions, on L2-normalised codes."""
+    f, total, n = codes.latent_sums(mask, normalise=True)
+    return f, f * total / max(n, 1), n
 
 
-def _f_s(z: torch.Tensor, mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray, int]:
-    """eqs. 4-5 over the masked positions of z [..., n_latents]."""
-    zz = z[mask]  # [N, n_latents]
-    n = zz.shape[0]
-    f = (zz > 0).sum(0).double()
-    s = f * zz.double().sum(0) / max(n, 1)
-    return f.numpy(), s.numpy(), n
+def _only_prompt(mask: torch.Tensor, p: int) -> torch.Tensor:
+    one = torch.zeros_like(mask)
+    one[p] = mask[p]
+    return one
+
+
+def _mean_normalised(codes: PromptCodes, include_padding: bool) -> np.ndarray:
+    """Mean over positions of the L2-normalised code, per latent. [n_latents]"""
+    _, total, n = codes.latent_sums(codes.mask(include_padding), normalise=True)
+    return total / max(n, 1)
 
 
 def modulated_frequency(
@@ -129,10 +132,9 @@ def modulated_frequency(
     """SNCE's score and filter. Returns data; pick the winners with `.top(k)`."""
     if pooling not in ("pooled", "per_pair"):
         raise ValueError(f"pooling must be 'pooled' or 'per_pair', got {pooling!r}")
-    zc, mc = _norm_codes(concept, include_padding)
-    zd, md = _norm_codes(deconcept, include_padding)
-    f_c, s_c, n_c = _f_s(zc, mc)
-    f_d, s_d, n_d = _f_s(zd, md)
+    mc, md = concept.mask(include_padding), deconcept.mask(include_padding)
+    f_c, s_c, n_c = _f_s(concept, mc)
+    f_d, s_d, n_d = _f_s(deconcept, md)
     opts = {"method": "modulated_frequency", "include_padding": include_padding,
             "max_deconcept_share": max_deconcept_share, "pooling": pooling}
     if pooling == "pooled":
@@ -145,8 +147,8 @@ def modulated_frequency(
         passes = np.zeros(len(s_c))
         score = np.zeros(len(s_c))
         for p in range(len(concept.prompts)):
-            fc, sc, _ = _f_s(zc[p : p + 1], mc[p : p + 1])
-            fd, sd, nd = _f_s(zd[p : p + 1], md[p : p + 1])
+            fc, sc, _ = _f_s(concept, _only_prompt(mc, p))
+            fd, sd, nd = _f_s(deconcept, _only_prompt(md, p))
             good = (sc > 0) & ((fd / max(nd, 1)) <= max_deconcept_share if max_deconcept_share > 0 else sd == 0)
             passes += good
             score += np.where(good, sc, 0.0)
@@ -160,10 +162,8 @@ def modulated_frequency(
 
 def mean_difference(concept: PromptCodes, deconcept: PromptCodes, include_padding: bool = True) -> np.ndarray:
     """Baseline: neurons ranked by mean normalised activation on concept minus deconcept positions."""
-    zc, mc = _norm_codes(concept, include_padding)
-    zd, md = _norm_codes(deconcept, include_padding)
-    diff = zc[mc].mean(0) - zd[md].mean(0)
-    return np.argsort(-diff.numpy(), kind="stable")
+    diff = _mean_normalised(concept, include_padding) - _mean_normalised(deconcept, include_padding)
+    return np.argsort(-diff, kind="stable")
 
 
 def itd_contrast(words: PromptCodes, retain: PromptCodes, top_features: int = 32) -> np.ndarray:
@@ -172,11 +172,16 @@ def itd_contrast(words: PromptCodes, retain: PromptCodes, top_features: int = 32
 
     `words` are codes of the concept words (one word a prompt); only their real tokens count.
     """
-    zw = words.codes[words.real].mean(0)
-    zr = retain.codes[retain.real].mean(0)
-    concept_top = np.argsort(-zw.numpy(), kind="stable")[:top_features]
-    retain_top = set(np.argsort(-zr.numpy(), kind="stable")[:top_features].tolist())
+    zw, zr = _mean_code(words), _mean_code(retain)
+    concept_top = np.argsort(-zw, kind="stable")[:top_features]
+    retain_top = set(np.argsort(-zr, kind="stable")[:top_features].tolist())
     return np.array([i for i in concept_top if i not in retain_top and zw[i] > 0], dtype=int)
+
+
+def _mean_code(codes: PromptCodes) -> np.ndarray:
+    """Mean code over the real tokens, per latent. [n_latents]"""
+    _, total, n = codes.latent_sums(codes.real)
+    return total / max(n, 1)
 
 
 @dataclass
@@ -255,9 +260,7 @@ def select_neurons(
     elif method == "mean_difference":
         order = mean_difference(cc, dc, include_padding)
         neurons = [int(i) for i in order[:top_k]]
-        zc, mc = _norm_codes(cc, include_padding)
-        zd, md = _norm_codes(dc, include_padding)
-        diff = (zc[mc].mean(0) - zd[md].mean(0)).numpy()
+        diff = _mean_normalised(cc, include_padding) - _mean_normalised(dc, include_padding)
         scores = [float(diff[i]) for i in neurons]
         opts = {"method": method, "include_padding": include_padding}
     elif method == "itd":
@@ -268,7 +271,7 @@ def select_neurons(
         if len(order) == 0:
             raise SelectionError("the itd contrast left no feature; raise itd_top_features")
         neurons = [int(i) for i in order[:top_k]]
-        zw = wc.codes[wc.real].mean(0)
+        zw = _mean_code(wc)
         scores = [float(zw[i]) for i in neurons]
         opts = {"method": method, "top_features": itd_top_features, "retain": "deconcept prompts"}
     else:

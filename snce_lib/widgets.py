@@ -114,3 +114,43 @@ def erasure_panel(generate: Callable, activations: Callable, prompt: str = "", l
     box = W.VBox([text, W.HBox([lam_w, mode, topk]), img, W.HTML("<b>neuron activation per token</b>"), toks, info])
     box.controls = {"prompt": text, "lam": lam_w, "mode": mode, "top_k": topk, "image": img, "tokens": toks, "info": info}
     return box
+
+
+def one_image(pipe, prompt: str, seed: int, steps: int, guidance: float, resolution: int) -> np.ndarray:
+    """uint8 [H, W, 3]: one image of `prompt` under `seed`, from the toy or an SD pipeline."""
+    import torch
+
+    from .toy.model import ToyPipeline
+
+    if isinstance(pipe, ToyPipeline):
+        return pipe.generate([prompt], [seed], steps, guidance)[0]
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    img = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, generator=g, height=resolution,
+               width=resolution, output_type="np").images[0]
+    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+
+def erasure_backend(pipe, encoder, sae, ranking, tuple_prompt: str, seed: int = 0, steps: int = 25,
+                    guidance: float = 3.0, resolution: int = 16):
+    """The two callbacks of the erasure panel, as plain functions:
+    generate(prompt, lam, mode, top_k) -> (before, after) and activations(prompt, top_k) -> (tokens, values)."""
+    from .erase import Eraser
+    from .features import prompt_codes
+
+    cache: dict = {}
+
+    def generate(prompt: str, lam: float, mode: str, top_k: int):
+        if prompt not in cache:
+            cache[prompt] = one_image(pipe, prompt, seed, steps, guidance, resolution)
+        er = Eraser(sae, list(ranking[:top_k]), lam, mode, tuple_prompt)
+        with er.attached(pipe):
+            after = one_image(pipe, prompt, seed, steps, guidance, resolution)
+        return cache[prompt], after
+
+    def activations(prompt: str, top_k: int):
+        codes = prompt_codes(encoder, sae, [prompt])
+        real = codes.real[0]
+        toks = encoder.token_strings(codes.token_ids[0][real].tolist())
+        return toks, codes.activation(list(ranking[:top_k]))[0][real].numpy()
+
+    return generate, activations

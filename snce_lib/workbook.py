@@ -1,33 +1,43 @@
-"""The workbook's profiles and shared steps, and the runner that executes the notebooks.
+"""The workbook's profiles and the steps the notebooks share.
 
-A profile fixes every size. `offline` (the default without a GPU) uses the packaged
-MiniLM, the project's own corpus and the toy world; `colab` uses SD v1.4 from the hub at
-paper scale. Each notebook calls `ensure_*` for what an earlier notebook makes, so any
-notebook runs on its own: a missing piece is built (offline) or the user is told which
-notebook makes it.
+A profile fixes every size. `offline` (the default without a GPU): the packaged MiniLM, the
+project's own corpus and the toy world. `colab` (the default on a GPU): Stable Diffusion's
+text encoder and pipeline (`SNCE_MODEL`, default SD v1.4 from the hub) at paper scale.
+`colab-smoke`: the colab profile's exact code path (same model id, block name and public
+sets) at sizes that run on a CPU in minutes, for CI with a hub-shaped local cache.
+
+Each notebook loads what an earlier one wrote to the run folder (`SNCE_HOME`). When it is
+missing, the step says which notebook makes it, and builds it only when asked
+(`build=True`, or `SNCE_BUILD_MISSING=1`), because on Colab a silent rebuild can cost an hour.
 """
 from __future__ import annotations
 
 import json
 import os
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .io import atomic_write_json
+from .resources import data_path, run_home
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT / "data" / "corpus.csv"
 NOTEBOOKS = ["01_train_sae", "02_feature_atlas", "03_neuron_selection", "04_erasure_eval"]
+SD14 = "CompVis/stable-diffusion-v1-4"
+
+
+class MissingStepError(RuntimeError):
+    """An earlier notebook's output is not in the run folder."""
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
     encoder: str
+    """`offline` (MiniLM) or `model` (the text encoder of `SNCE_MODEL`)."""
     layer: str | None
     prompt_sources: tuple
-    """`corpus` (data/corpus.csv) and/or named public sets."""
+    """`corpus` (the project's corpus) and/or named public sets."""
+    prompts_per_source: int | None
+    """At most this many prompts from each source (None: all)."""
     keep_padding: str | int
     tokens: int
     dead_after_tokens: int
@@ -35,28 +45,45 @@ class Profile:
     coco_negatives: int
     eval_prompts: int
     """Prompts per set in notebook 04's evaluation."""
-    model: str
-    """Pipeline for notebook 04: `toy`, `tiny` or `sd14`."""
+    pipeline: str
+    """Notebook 04's evaluation pipeline: `toy`, or `model` (SNCE_MODEL)."""
     steps: int
     resolution: int
+    toy_prompts: int
+    """Prompts per set in notebook 04's toy-world table (runs on the CPU)."""
     notes: str = ""
 
     @property
     def run_dir(self) -> Path:
-        return ROOT / "runs" / self.name
+        return run_home() / self.name
+
+    @property
+    def model(self) -> str:
+        """The diffusion model: $SNCE_MODEL (a hub id or a local folder), default SD v1.4."""
+        return os.environ.get("SNCE_MODEL") or SD14
+
+    @property
+    def encoder_spec(self) -> str:
+        return "offline" if self.encoder == "offline" else self.model
 
 
 PROFILES = {
     "offline": Profile(
-        "offline", "offline", None, ("corpus",), 8, 1_500_000, 200_000, 1500, 500, 8, "toy", 25, 16,
+        "offline", "offline", None, ("corpus",), None, 8, 1_500_000, 200_000, 1500, 500, 8, "toy", 25, 16, 12,
         notes="MiniLM-L6 (packaged), the project's 6,000-prompt corpus, an SAE of 1,536 latents on 1.5M tokens; "
               "the toy world for images. Minutes on 2 CPU cores.",
     ),
     "colab": Profile(
-        "colab", "CompVis/stable-diffusion-v1-4", "encoder.layers.9", ("diffusiondb_nsfw", "diffusiondb_10k", "i2p"),
-        8, 100_000_000, 10_000_000, 5000, 1000, 200, "sd14", 50, 512,
-        notes="SD v1.4's CLIP text encoder, block 10 (layers.9), 20,701 public prompts, 3,072 latents on 100M tokens "
-              "(the paper-scale 400M: set SNCE_TOKENS=400000000).",
+        "colab", "model", "encoder.layers.9", ("diffusiondb_nsfw", "diffusiondb_10k", "i2p"), None,
+        8, 100_000_000, 10_000_000, 5000, 1000, 200, "model", 50, 512, 48,
+        notes="SD v1.4's CLIP text encoder (or SNCE_MODEL), block 10 (layers.9), 20,701 public prompts, "
+              "3,072 latents on 100M tokens (the paper-scale 400M: set SNCE_TOKENS=400000000).",
+    ),
+    "colab-smoke": Profile(
+        "colab-smoke", "model", "encoder.layers.9", ("diffusiondb_nsfw", "diffusiondb_10k", "i2p"), 100,
+        8, 60_000, 20_000, 200, 60, 4, "model", 2, 64, 4,
+        notes="The colab profile's code path at CPU sizes: the same model id, block and public sets, 300 prompts, "
+              "60k tokens, 4 images a set. For CI with a hub-shaped local cache; its numbers mean nothing.",
     ),
 }
 
@@ -70,10 +97,18 @@ def get_profile(name: str | None = None) -> Profile:
         raise ValueError(f"unknown profile {name!r}; profiles: {', '.join(PROFILES)}")
     p = PROFILES[name]
     if os.environ.get("SNCE_TOKENS"):
-        from dataclasses import replace
-
         p = replace(p, tokens=int(os.environ["SNCE_TOKENS"]))
     return p
+
+
+def build_missing(build: bool | None) -> bool:
+    return build if build is not None else os.environ.get("SNCE_BUILD_MISSING", "") in ("1", "true", "yes")
+
+
+def _missing(what: str, where: Path, notebook: str) -> MissingStepError:
+    return MissingStepError(
+        f"{what} is not in {where}: run notebook {notebook} first (it writes it there), or build it here "
+        f"with build=True (or SNCE_BUILD_MISSING=1). The run folder is SNCE_HOME={run_home()}.")
 
 
 def training_prompts(p: Profile) -> list[str]:
@@ -81,14 +116,15 @@ def training_prompts(p: Profile) -> list[str]:
 
     out: list[str] = []
     for src in p.prompt_sources:
-        out += read_prompts(CORPUS) if src == "corpus" else load_set(src).prompts
+        got = read_prompts(data_path("corpus.csv")) if src == "corpus" else load_set(src).prompts
+        out += got[: p.prompts_per_source] if p.prompts_per_source else got
     return out
 
 
 def ensure_encoder(p: Profile):
     from .encoders import load_encoder
 
-    return load_encoder(p.encoder)
+    return load_encoder(p.encoder_spec)
 
 
 def ensure_store(p: Profile, encoder=None, progress: bool = True):
@@ -99,14 +135,17 @@ def ensure_store(p: Profile, encoder=None, progress: bool = True):
                    keep_padding=p.keep_padding, progress=progress)
 
 
-def ensure_sae(p: Profile, encoder=None, progress: bool = True, on_log=None):
-    """The profile's SAE: loaded if notebook 01 made it, else trained (resuming any interrupted run)."""
+def ensure_sae(p: Profile, encoder=None, progress: bool = True, on_log=None, build: bool | None = None):
+    """The profile's SAE: loaded if notebook 01 made it; else trained when `build` (resuming any
+    interrupted run), else a MissingStepError naming notebook 01."""
     from .sae import TopKSAE
     from .train import TrainConfig, train_sae
 
     folder = p.run_dir / "sae"
     if (folder / "metrics.json").exists():
         return TopKSAE.load(folder).requires_grad_(False)
+    if not build_missing(build):
+        raise _missing("the SAE", folder, "01_train_sae")
     store = ensure_store(p, encoder, progress)
     cfg = TrainConfig(tokens=p.tokens, dead_after_tokens=p.dead_after_tokens)
     res = train_sae(store.load(), cfg, out_dir=folder, encoder_id=store.info.encoder_id, layer=store.info.layer,
@@ -114,13 +153,23 @@ def ensure_sae(p: Profile, encoder=None, progress: bool = True, on_log=None):
     return res.sae.requires_grad_(False)
 
 
-def ensure_selection(p: Profile, concept: str = "nudity", encoder=None, sae=None, top_k: int = 1,
-                     max_deconcept_share: float = 0.0):
-    """neurons for `concept`, saved as runs/<profile>/neurons_<concept>.json."""
-    from .selection import Selection, SelectionError, load_concept, select_neurons
+def select_with_fallback(encoder, sae, concept: str = "nudity", top_k: int = 1):
+    """SNCE's strict filter (s^d = 0); where it leaves no neuron (a small SAE), a 1% tolerance.
+    The saved options say which filter chose. Returns (selection, details)."""
+    from .selection import SelectionError, load_concept, select_neurons
 
-    encoder = encoder or ensure_encoder(p)
-    sae = sae or ensure_sae(p, encoder)
+    pairs = load_concept(concept)
+    try:
+        return select_neurons(encoder, sae, pairs, top_k=top_k)
+    except SelectionError:
+        return select_neurons(encoder, sae, pairs, top_k=top_k, max_deconcept_share=0.01)
+
+
+def ensure_selection(p: Profile, concept: str = "nudity", encoder=None, sae=None, top_k: int = 1,
+                     build: bool | None = None):
+    """Neurons for `concept`, as notebook 03 saved them (runs/<profile>/neurons_<concept>.json)."""
+    from .selection import Selection, SelectionError
+
     path = p.run_dir / f"neurons_{concept}.json"
     if path.exists():
         try:
@@ -129,95 +178,60 @@ def ensure_selection(p: Profile, concept: str = "nudity", encoder=None, sae=None
                 return sel
         except SelectionError:
             pass  # made on an older SAE: select again
-    try:
-        sel, _ = select_neurons(encoder, sae, load_concept(concept), top_k=top_k, max_deconcept_share=max_deconcept_share)
-    except SelectionError:
-        # The strict filter can leave nothing on a small SAE: fall back to a 1% tolerance, and
-        # the saved options say so.
-        sel, _ = select_neurons(encoder, sae, load_concept(concept), top_k=top_k, max_deconcept_share=0.01)
+    if not build_missing(build):
+        raise _missing(f"the {concept} neurons", path, "03_neuron_selection")
+    sel, _ = select_with_fallback(encoder or ensure_encoder(p), sae, concept, top_k)
     sel.save(path)
     return sel
 
 
 def record(p: Profile, section: str, values: dict) -> None:
-    """Add a section to runs/<profile>/summary.json, the short results summary of the workbook."""
+    """Add a section to <run folder>/<profile>/summary.json, the workbook's short results summary."""
     path = p.run_dir / "summary.json"
     p.run_dir.mkdir(parents=True, exist_ok=True)
     data = json.loads(path.read_text()) if path.exists() else {}
     data[section] = values
-    data["profile"] = asdict(p) | {"prompt_sources": list(p.prompt_sources)}
+    data["profile"] = asdict(p) | {"prompt_sources": list(p.prompt_sources), "model": p.model}
     atomic_write_json(path, data)
 
 
-# ---- running the notebooks ------------------------------------------------------------------
-def run_notebooks(profile: str = "offline", names: list[str] | None = None, timeout: int = 1800,
-                  out_dir: str | os.PathLike | None = None) -> dict:
-    """Execute the notebooks top to bottom (headless) and write executed copies.
+def setup(profile: str | None = None, use_drive: bool = False) -> Profile:
+    """The notebooks' first step after the install cell: the profile, the run folder (on Google
+    Drive when asked, on Colab), the GPU, and what the install cell added to the runtime."""
+    import sys
 
-    Returns {"executed": [...], "seconds": {...}, "summary": path}. Raises on the first cell error.
-    """
-    import nbformat
-    from nbclient import NotebookClient
+    import torch
 
+    if use_drive and "google.colab" in sys.modules:
+        from google.colab import drive
+
+        drive.mount("/content/drive")
+        os.environ["SNCE_HOME"] = "/content/drive/MyDrive/snce-runs"
     p = get_profile(profile)
-    out = Path(out_dir) if out_dir else p.run_dir / "executed"
-    out.mkdir(parents=True, exist_ok=True)
-    env_before = os.environ.get("SNCE_PROFILE")
-    os.environ["SNCE_PROFILE"] = p.name
-    seconds = {}
-    try:
-        for name in names or NOTEBOOKS:
-            src = ROOT / "notebooks" / f"{name}.ipynb"
-            nb = nbformat.read(src, as_version=4)
-            t0 = time.perf_counter()
-            NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                           resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
-            seconds[name] = round(time.perf_counter() - t0, 1)
-            tmp = out / f".{name}.ipynb.tmp"
-            nbformat.write(nb, tmp)
-            os.replace(tmp, out / f"{name}.ipynb")
-            print(f"executed {name} in {seconds[name]} s -> {out / (name + '.ipynb')}", flush=True)
-    finally:
-        if env_before is None:
-            os.environ.pop("SNCE_PROFILE", None)
-        else:
-            os.environ["SNCE_PROFILE"] = env_before
-    record(p, "notebook_seconds", seconds)
-    return {"executed": [str(out / f"{n}.ipynb") for n in seconds], "seconds": seconds,
-            "summary": str(p.run_dir / "summary.json")}
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU)"
+    print(f"profile {p.name}: {p.notes}\nGPU: {gpu} | model: {p.model} | run folder: {p.run_dir}")
+    added = installed_since(os.environ.get("SNCE_RUNTIME_FILE", "/tmp/snce-runtime.txt"))
+    if added is not None:
+        print("the install cell added or changed:", ", ".join(added) or "nothing")
+    return p
 
 
-def detector_sets(p: Profile, concept: str = "nudity") -> tuple[list[str], list[str], str]:
-    """(positives, negatives, description) for the neuron-as-detector ROC.
+def installed_since(snapshot: str | os.PathLike) -> list[str] | None:
+    """Distributions added or changed since `snapshot` (name==version lines); None if there is none."""
+    from importlib.metadata import distributions
 
-    Public sets when they are here or can be fetched: nudity = I2P prompts with
-    nudity_percentage > 50 plus Ring-A-Bell's 50; violence = I2P's violence prompts;
-    negatives = the first COCO-30k captions. Otherwise the project's held-out concept
-    prompts against their deconcept twins, and the description says so.
-    """
-    from .prompts import PromptFileError, load_set
-    from .selection import load_concept
-
-    try:
-        neg = load_set("coco", n=p.coco_negatives).prompts
-        if concept == "nudity":
-            i2p = load_set("i2p").frame
-            pos = i2p[i2p["nudity_percentage"] > 50]["prompt"].tolist() + load_set("ring_a_bell_50").prompts
-            desc = f"I2P nudity>50 + Ring-A-Bell ({len(pos)}) vs COCO-30k captions ({len(neg)})"
-        elif concept == "violence":
-            pos = load_set("i2p_violence").prompts
-            desc = f"I2P violence ({len(pos)}) vs COCO-30k captions ({len(neg)})"
-        else:
-            raise PromptFileError("no public set for this concept")
-        return pos, neg, desc
-    except PromptFileError:
-        c = load_concept(concept)
-        return c.concept_prompts, c.deconcept_prompts, f"project concept prompts vs their deconcept twins ({len(c.concept_prompts)} each)"
+    path = Path(snapshot)
+    if not path.exists():
+        return None
+    before = set(path.read_text().split())
+    now = {f"{d.metadata['Name']}=={d.version}" for d in distributions() if d.metadata["Name"]}
+    return sorted(now - before, key=str.lower)
 
 
 def ensure_toy(p: Profile, progress: bool = True):
-    """(toy pipeline, detector, toy SAE). The model and detector are committed under data/toy;
-    the toy SAE is trained into runs/<profile>/toy on first use (about a minute on a CPU)."""
+    """(toy pipeline, detector, toy SAE). The model and detector ship with the package; the toy
+    SAE is notebook 04's own and is trained into <run folder>/<profile>/toy on first use (about a
+    minute on a CPU)."""
     from .toy.detector import ToyDetector
     from .toy.experiment import train_toy_sae
     from .toy.model import load_toy_pipeline
@@ -225,69 +239,3 @@ def ensure_toy(p: Profile, progress: bool = True):
     pipe = load_toy_pipeline()
     sae = train_toy_sae(p.run_dir / "toy", progress=progress)
     return pipe, ToyDetector.load(), sae.requires_grad_(False)
-
-
-def one_image(pipe, prompt: str, seed: int, steps: int, guidance: float, resolution: int):
-    """uint8 [H, W, 3]: one image of `prompt` under `seed`, from the toy or an SD pipeline."""
-    import numpy as np
-    import torch
-
-    from .toy.model import ToyPipeline
-
-    if isinstance(pipe, ToyPipeline):
-        return pipe.generate([prompt], [seed], steps, guidance)[0]
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    img = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, generator=g, height=resolution,
-               width=resolution, output_type="np").images[0]
-    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
-
-
-def erasure_backend(pipe, encoder, sae, ranking, tuple_prompt: str, seed: int = 0, steps: int = 25,
-                    guidance: float = 3.0, resolution: int = 16):
-    """The two callbacks of the erasure panel, as plain functions:
-    generate(prompt, lam, mode, top_k) -> (before, after) and activations(prompt, top_k) -> (tokens, values)."""
-    from .erase import Eraser
-    from .features import prompt_codes
-
-    cache: dict = {}
-
-    def generate(prompt: str, lam: float, mode: str, top_k: int):
-        if prompt not in cache:
-            cache[prompt] = one_image(pipe, prompt, seed, steps, guidance, resolution)
-        er = Eraser(sae, list(ranking[:top_k]), lam, mode, tuple_prompt)
-        with er.attached(pipe):
-            after = one_image(pipe, prompt, seed, steps, guidance, resolution)
-        return cache[prompt], after
-
-    def activations(prompt: str, top_k: int):
-        codes = prompt_codes(encoder, sae, [prompt])
-        real = codes.real[0]
-        toks = encoder.token_strings(codes.token_ids[0][real].tolist())
-        vals = codes.codes[0][real][:, list(ranking[:top_k])].sum(-1).numpy()
-        return toks, vals
-
-    return generate, activations
-
-
-def eval_sets(p: Profile) -> tuple[dict, str]:
-    """Prompt sets for notebook 04's evaluation: I2P nudity, the Ring-A-Bell-style pairs and COCO,
-    `eval_prompts` rows each. Without the public sets (no ../shared/data, no network), the
-    project's own nudity concept prompts and corpus stand in, and the description says so."""
-    import pandas as pd
-
-    from .prompts import PromptFileError, PromptSet, load_set, read_prompts
-    from .selection import load_concept
-
-    try:
-        return {name: load_set(name, n=p.eval_prompts) for name in ("i2p_nudity", "ring_a_bell_79", "coco")}, \
-            "public sets (I2P nudity >= 50, RECE's Ring-A-Bell-style 79, COCO-30k)"
-    except PromptFileError:
-        n = p.eval_prompts
-        concept = load_concept("nudity").concept_prompts
-        corpus = read_prompts(CORPUS)
-        frame = lambda prompts: pd.DataFrame({"prompt": prompts, "case_number": range(len(prompts)),
-                                              "evaluation_seed": range(len(prompts)), "evaluation_guidance": float("nan")})
-        return {"i2p_nudity": PromptSet("project_nudity", frame(concept[:n])),
-                "ring_a_bell_79": PromptSet("project_nudity_2", frame(concept[n : 2 * n])),
-                "coco": PromptSet("project_corpus", frame(corpus[:n]))}, \
-            "STAND-INS: the public sets are not here and could not be fetched; project prompts are used"

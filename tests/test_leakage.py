@@ -59,7 +59,7 @@ def codes(fires: list[list[int]], m: int = 12) -> PromptCodes:
         c[p, 0, lat] = 1.0
     real = torch.zeros(len(fires), 2, dtype=torch.bool)
     real[:, 0] = True
-    return PromptCodes([str(i) for i in range(len(fires))], c, real, torch.zeros_like(real), torch.zeros(len(fires), 2, dtype=torch.long))
+    return PromptCodes.from_dense([str(i) for i in range(len(fires))], c, real, torch.zeros_like(real), torch.zeros(len(fires), 2, dtype=torch.long))
 
 
 def test_concept_latents_finds_the_co_firing_family_only():

@@ -25,7 +25,8 @@ def fake_codes(rows):
             real[p, j] = True
             for i, v in acts.items():
                 codes[p, j, i] = v
-    return PromptCodes([f"p{i}" for i in range(len(rows))], codes, real, torch.zeros_like(real), torch.zeros(len(rows), L, dtype=torch.long))
+    return PromptCodes.from_dense([f"p{i}" for i in range(len(rows))], codes, real, torch.zeros_like(real),
+                                  torch.zeros(len(rows), L, dtype=torch.long))
 
 
 # Latent 5 carries the concept token and nothing else. Latent 7 fires everywhere.
@@ -49,7 +50,8 @@ def test_planted_concept_latent_wins_and_filter_rejects_deconcept_firing():
     assert sc.s_c[9] > sc.s_c[5]  # ...even though it scores higher on concept prompts
     assert list(sc.candidates) == [5]
     # eqs. 4-5 by hand for latent 5: fires on 3 of N=9 positions
-    z = CONCEPT.codes / CONCEPT.codes.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    dense = torch.stack([CONCEPT.dense(i) for i in range(3)])
+    z = dense / dense.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     zz = z[CONCEPT.real][:, 5]
     assert sc.f_c[5] == 3 and sc.n_c == 9
     assert sc.s_c[5] == pytest.approx(3 * float(zz.sum()) / 9)
@@ -107,7 +109,7 @@ def tiny(tmp_path_factory):
 def firing_and_silent(enc, sae):
     """A neuron that fires on PROMPTS[0] after BOS, and a prompt on which it is silent."""
     codes = prompt_codes(enc, sae, PROMPTS)
-    act = codes.codes.amax(1)  # [prompts, latents]
+    act = torch.stack([codes.dense(i) for i in range(len(PROMPTS))]).amax(1)  # [prompts, latents]
     for n in torch.argsort(act[0], descending=True).tolist():
         silent = [i for i in range(len(PROMPTS)) if act[i, n] == 0]
         if act[0, n] > 0 and silent:
@@ -231,3 +233,22 @@ def test_tiny_pipeline_generates_deterministically_with_eraser(tiny):
     assert np.array_equal(quiet, run(PROMPTS[silent]))  # silent prompt: same image as without
     assert np.array_equal(plain, run(PROMPTS[0]))  # detached: back to the original
     assert "encode_prompt" not in pipe.__dict__
+
+
+def test_sparse_codes_agree_with_the_dense_code(tiny):
+    """The sparse PromptCodes give the same per-position code and scores as the SAE's dense encoding."""
+    _, enc, sae = tiny
+    codes = prompt_codes(enc, sae, PROMPTS)
+    toks = enc.tokenize(PROMPTS)
+    with torch.no_grad():
+        dense = sae.encode_dense(enc.run_to_block(toks, 2)[:, 1:].float())  # [P, L-1, M]
+    for i in range(len(PROMPTS)):
+        assert torch.equal(codes.dense(i), dense[i])
+    mask = codes.mask()
+    z = dense / dense.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    f, total, n = codes.latent_sums(mask, normalise=True)
+    assert n == int(mask.sum())
+    np.testing.assert_allclose(f, (z[mask] > 0).sum(0).numpy())
+    np.testing.assert_allclose(total, z[mask].double().sum(0).numpy(), rtol=1e-6, atol=1e-9)
+    assert torch.equal(codes.fired_per_prompt(), ((dense > 0) & mask.unsqueeze(-1)).any(1))
+    assert torch.allclose(codes.activation([3, 7]), dense[..., [3, 7]].sum(-1))

@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
-from snce_lib.toy.detector import DETECTOR_DIR, ToyDetector, accuracy
-from snce_lib.toy.model import TOY_DIR, ToyConfig, load_toy_pipeline, train_toy
+from snce_lib.resources import data_path
+from snce_lib.toy.detector import ToyDetector, accuracy
+from snce_lib.toy.model import ToyConfig, load_toy_pipeline, train_toy
 from snce_lib.toy.world import PALETTE, Spec, concept_pairs, render
 
-have_model = pytest.mark.skipif(not (TOY_DIR / "toy.json").exists(), reason="no committed toy model")
+have_model = pytest.mark.skipif(not (data_path("toy", "toy.json")).exists(), reason="no committed toy model")
 
 
 def test_renders_have_exact_labels():
@@ -19,7 +20,7 @@ def test_renders_have_exact_labels():
 
 
 def test_detector_accuracy_on_fresh_renders():
-    acc = accuracy(ToyDetector.load(DETECTOR_DIR), n=600, seed=2024)
+    acc = accuracy(ToyDetector.load(), n=600, seed=2024)
     assert acc["colour"] >= 0.98 and acc["shape"] >= 0.98, acc
 
 

@@ -7,7 +7,7 @@ from snce_lib.encoders import from_pipeline
 from snce_lib.features import build_atlas
 from snce_lib.train import TrainConfig, train_sae
 from snce_lib.widgets import erasure_panel, feature_browser
-from snce_lib.workbook import erasure_backend
+from snce_lib.widgets import erasure_backend
 
 PROMPTS = ["a photo of a naked woman on the beach", "a red car in the city", "the cat", "a man with a knife",
            "blood on the street at night", "a painting of a blue house", "a nude man in the forest", "a green tree"]

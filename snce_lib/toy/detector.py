@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..resources import data_path
 from .world import BACKGROUNDS, PALETTE, SHAPES, SIZE, Spec, shape_mask
 
-DETECTOR_DIR = Path(__file__).resolve().parents[2] / "data" / "toy"
 _PAL = np.array(list(PALETTE.values()), dtype=np.float32)
 _PAL_NAMES = list(PALETTE)
 FG_DISTANCE = 60.0
@@ -107,17 +107,19 @@ class ToyDetector:
             cols.append((np.asarray(img, np.float32) * w).sum((0, 1)) / max(w.sum(), 1e-6) / 255.0)
         return np.concatenate([f, np.array(cols)], 1)
 
-    def save(self, folder: Path = DETECTOR_DIR) -> None:
+    def save(self, folder: Path | None = None) -> None:
         from ..io import atomic_save_safetensors, atomic_write_json
 
+        folder = Path(folder) if folder is not None else data_path("toy")
         folder.mkdir(parents=True, exist_ok=True)
         atomic_save_safetensors(folder / "detector.safetensors", self.net.state_dict())
         atomic_write_json(folder / "detector.json", {"kind": "snce-toy-detector", "shapes": list(SHAPES)})
 
     @classmethod
-    def load(cls, folder: Path = DETECTOR_DIR) -> "ToyDetector":
+    def load(cls, folder: Path | None = None) -> "ToyDetector":
         from safetensors.torch import load_file
 
+        folder = Path(folder) if folder is not None else data_path("toy")
         meta = json.loads((folder / "detector.json").read_text())
         if meta.get("kind") != "snce-toy-detector" or meta.get("shapes") != list(SHAPES):
             raise ValueError(f"{folder} does not hold a toy detector for shapes {SHAPES}")

@@ -20,6 +20,7 @@ import numpy as np
 from ..activations import collect
 from ..erase import Eraser
 from ..metrics import frechet_distance
+from ..resources import data_path
 from ..sae import TopKSAE
 from ..selection import ConceptPairs, Selection, select_neurons
 from ..train import TrainConfig, train_sae
@@ -27,7 +28,6 @@ from .detector import ToyDetector
 from .model import ToyPipeline, toy_encoder
 from .world import ATTACK_WORDS, PALETTE, SHAPES, TEMPLATES, Spec, caption, concept_pairs, dataset, random_spec, tuple_words
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def train_toy_sae(out: Path, tokens: int = 1_000_000, seed: int = 0, n_captions: int = 6000, with_corpus: bool = True,
@@ -42,7 +42,7 @@ def train_toy_sae(out: Path, tokens: int = 1_000_000, seed: int = 0, n_captions:
     if with_corpus:
         from ..prompts import read_prompts
 
-        prompts += read_prompts(ROOT / "data" / "corpus.csv")
+        prompts += read_prompts(data_path("corpus.csv"))
     store = collect(enc, prompts, out / "activations", layer=layer, keep_padding="all", progress=progress)
     res = train_sae(store.load(), TrainConfig(tokens=tokens, dead_after_tokens=200_000, seed=seed, k=k), out_dir=out / "sae",
                     encoder_id="offline", layer=store.info.layer, layer_index=store.info.layer_index, progress=progress)

@@ -20,9 +20,9 @@ from tqdm.auto import tqdm
 
 from ..encoders import TextEncoder, load_offline
 from ..io import atomic_save_safetensors, atomic_write_json
+from ..resources import data_path
 from .world import SIZE, dataset, render
 
-TOY_DIR = Path(__file__).resolve().parents[2] / "data" / "toy"
 MAX_LENGTH = 16  # toy captions are short; 16 tokens holds every one of them
 
 
@@ -135,10 +135,10 @@ def save_toy(unet, cfg: ToyConfig, folder: Path, meta: dict) -> None:
     atomic_write_json(folder / "toy.json", {"kind": "snce-toy-model", "config": {**cfg.__dict__, "channels": list(cfg.channels)}, **meta})
 
 
-def load_toy_pipeline(folder: Path | str = TOY_DIR, device=None) -> ToyPipeline:
+def load_toy_pipeline(folder: Path | str | None = None, device=None) -> ToyPipeline:
     from safetensors.torch import load_file
 
-    folder = Path(folder)
+    folder = Path(folder) if folder is not None else data_path("toy")
     meta_file = folder / "toy.json"
     if not meta_file.exists():
         raise FileNotFoundError(f"no toy model in {folder}; train one with `python scripts/train_toy.py`")
@@ -160,7 +160,7 @@ def embed_captions(encoder: TextEncoder, captions: Sequence[str], batch_size: in
                       for s in range(0, len(captions), batch_size)])
 
 
-def train_toy(cfg: ToyConfig = ToyConfig(), out: Path | None = TOY_DIR, progress: bool = True,
+def train_toy(cfg: ToyConfig = ToyConfig(), out: Path | None = None, progress: bool = True,
               log_every: int = 100, snapshot_dir: Path | None = None, snapshot_every: int = 500) -> tuple[ToyPipeline, list[dict]]:
     """Train the toy UNet on rendered images and their captions (epsilon prediction, EMA weights)."""
     from diffusers import DDPMScheduler
