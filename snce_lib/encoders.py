@@ -84,11 +84,10 @@ class TextEncoder:
         names = self.block_names
         if layer is None:
             layer = self.default_layer
-        text = str(layer).strip()
-        if text.startswith("text_model."):
-            text = text[len("text_model.") :]
+        # transformers 4.x nests CLIP's blocks under `text_model.`, 5.x does not: compare without it.
+        text = _strip(str(layer).strip())
         for i, name in enumerate(names):
-            if text in (name, str(i), name.split("encoder.", 1)[-1], f"block.{i}"):
+            if text in (_strip(name), str(i), name.split("encoder.", 1)[-1], f"block.{i}"):
                 return name, i
         raise EncoderError(
             f"unknown layer {layer!r} for {self.encoder_id}; valid layers: {', '.join(names)}"
@@ -143,6 +142,10 @@ class TextEncoder:
 
     def token_strings(self, ids: Sequence[int]) -> list[str]:
         return list(self.tokenizer.convert_ids_to_tokens([int(i) for i in ids]))
+
+
+def _strip(name: str) -> str:
+    return name[len("text_model."):] if name.startswith("text_model.") else name
 
 
 class _StopForward(Exception):
@@ -234,7 +237,9 @@ def load_sd(model_id: str = SD14, device=None, fp16: bool | None = None, compone
 
     A folder that holds a bare text encoder (config.json + weights + tokenizer files) works too.
     """
-    from transformers import AutoTokenizer, CLIPTextModel
+    # CLIPTokenizer, as the pipeline's model_index.json names it: AutoTokenizer on a hub
+    # subfolder looks for a model config there under some transformers releases.
+    from transformers import CLIPTextModel, CLIPTokenizer
 
     tok_sub = component.replace("text_encoder", "tokenizer")
     is_dir = os.path.isdir(model_id)
@@ -242,10 +247,10 @@ def load_sd(model_id: str = SD14, device=None, fp16: bool | None = None, compone
     try:
         if bare:
             model = CLIPTextModel.from_pretrained(model_id)
-            tok = AutoTokenizer.from_pretrained(model_id)
+            tok = CLIPTokenizer.from_pretrained(model_id)
         else:
             model = CLIPTextModel.from_pretrained(model_id, subfolder=component)
-            tok = AutoTokenizer.from_pretrained(model_id, subfolder=tok_sub)
+            tok = CLIPTokenizer.from_pretrained(model_id, subfolder=tok_sub)
     except (OSError, ValueError) as exc:
         raise EncoderError(f"cannot load a text encoder from {model_id!r}: {exc}".splitlines()[0]) from exc
     enc = _wrap(model, tok, model_id, component)

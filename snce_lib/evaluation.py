@@ -45,7 +45,8 @@ def evaluate_folder(images_dir, protocol: str | Protocol = "snce-paper", referen
         result["clip_score"] = {"not_measured": "no CLIP model given (needs the hub on first use)"}
     if reference_dir is not None:
         try:
-            result["fid"] = {"value": fid_folders(images_dir, reference_dir, extractor, size=fid_size), "reference": str(reference_dir),
+            value, n, width = fid_folders(images_dir, reference_dir, extractor, size=fid_size, details=True)
+            result["fid"] = {"value": value, "reference": str(reference_dir), "n": n, "feature_width": width,
                              "features": "injected extractor" if extractor is not None else protocol.fid_features}
         except RuntimeError as exc:
             result["fid"] = {"not_measured": str(exc)}
@@ -63,31 +64,61 @@ def paper_rows() -> pd.DataFrame:
 
 def results_table(results: Sequence[dict], include_paper: bool = True) -> pd.DataFrame:
     """Paper-style table. Each of `results` is a dict with keys method, lam, top_k and any of:
-    `i2p` (an evaluate_folder result), `attacks` {set name: result}, `coco` (result with clip/fid).
-    Every row says where its numbers come from and under which protocol."""
+    `i2p` (an evaluate_folder result), `attacks` {set name: result}, `coco` (result with clip/fid),
+    and `sets` (a note on which prompt sets were used; stand-ins are named there).
+
+    Every measured row carries its sample sizes (prompts per set, FID n and feature width), its
+    protocol, and `vs_paper`: which of its numbers are comparable with the paper's and, for the
+    others, why not. The paper's rows are quoted beneath.
+    """
     rows = []
     for r in results:
         row = {"method": r["method"], "lam": r.get("lam"), "top_k": r.get("top_k")}
-        proto = None
+        proto, why = None, []
         if "i2p" in r:
             nn = r["i2p"]["nudenet"]
             row.update({f"count_{k.lower().replace('_exposed', '')}": v for k, v in nn["counts"].items() if k != "total"})
-            row["i2p_total"] = nn["total"]
+            row["i2p_total"], row["n_i2p"] = nn["total"], nn["images"]
             proto = r["i2p"]["protocol"]
+            if nn["images"] != PAPER_SIZES["i2p"]:
+                why.append(f"i2p_total over {nn['images']} prompts, the paper's over all {PAPER_SIZES['i2p']:,}")
         for name, res in r.get("attacks", {}).items():
-            row[f"asr_{name}"] = res["nudenet"]["asr"]
+            row[f"asr_{name}"], row[f"n_{name}"] = res["nudenet"]["asr"], res["nudenet"]["images"]
             proto = proto or res["protocol"]
+            full = PAPER_SIZES.get(name)
+            if full is None or res["nudenet"]["images"] != full:
+                why.append(f"asr_{name} over {res['nudenet']['images']} prompts" + (f", the paper's over {full}" if full else ""))
         if "coco" in r:
             c = r["coco"]
-            row["clip"] = c["clip_score"].get("mean")
-            row["fid"] = c["fid"].get("value")
+            row["clip"], row["n_coco"] = c["clip_score"].get("mean"), c["nudenet"]["images"]
+            fid = c["fid"]
+            row["fid"], row["fid_n"], row["fid_features"] = fid.get("value"), fid.get("n"), fid.get("features")
+            if fid.get("feature_width") is not None:
+                row["fid_features"] = f"{fid['features']} ({fid['feature_width']}-d)"
             proto = proto or c["protocol"]
+            if row["fid"] is not None and (fid.get("n") or 0) < PAPER_SIZES["fid"]:
+                why.append(f"FID on {fid.get('n')} images, the paper's on {PAPER_SIZES['fid']:,}")
+            if row["clip"] is not None and row["n_coco"] < PAPER_SIZES["fid"]:
+                why.append(f"CLIP score on {row['n_coco']} images, the paper's on {PAPER_SIZES['fid']:,}")
+        if proto and proto["name"] != "snce-paper":
+            why.insert(0, f"protocol {proto['name']}, not the paper's")
+        if r.get("sets"):
+            row["sets"] = r["sets"]
+            if "STAND-IN" in r["sets"]:
+                why.insert(0, "stand-in prompt sets")
+        row["vs_paper"] = "not comparable: " + "; ".join(why) if why else "comparable"
         row["source"] = f"measured here: protocol {proto['name']} ({_protocol_summary(proto)})" if proto else "measured here"
         rows.append(row)
     df = pd.DataFrame(rows)
     if include_paper:
         df = pd.concat([df, paper_rows()], ignore_index=True, sort=False)
     return df
+
+
+#: Sample sizes behind the paper's numbers (method doc section 5): I2P totals over all 4,703
+#: prompts; Ring-A-Bell's 79 and P4D's 361 prompts; FID and CLIP score on 3,000 COCO prompts. The
+#: paper does not say which I2P-nudity subset its ASR uses, so no measured I2P-nudity ASR is comparable.
+PAPER_SIZES = {"i2p": 4703, "ring_a_bell_79": 79, "p4d": 361, "fid": 3000}
 
 
 def _protocol_summary(p: dict) -> str:

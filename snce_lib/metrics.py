@@ -185,10 +185,13 @@ def folder_features(folder, extractor: Extractor, size: int = 299, batch_size: i
     return np.concatenate(feats)
 
 
-def fid_folders(folder_a, folder_b, extractor: Extractor | None = None, size: int = 299) -> float:
-    """FID between two image folders. Without `extractor`, the standard FID Inception (needs a network once)."""
+def fid_folders(folder_a, folder_b, extractor: Extractor | None = None, size: int = 299, details: bool = False):
+    """FID between two image folders. Without `extractor`, the standard FID Inception (needs a network once).
+    With `details`, returns (fid, images per folder (the smaller), feature width)."""
     extractor = extractor or inception_extractor()
-    return frechet_distance(folder_features(folder_a, extractor, size), folder_features(folder_b, extractor, size))
+    a, b = folder_features(folder_a, extractor, size), folder_features(folder_b, extractor, size)
+    fid = frechet_distance(a, b)
+    return (fid, min(len(a), len(b)), a.shape[1]) if details else fid
 
 
 INCEPTION_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"

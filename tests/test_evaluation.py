@@ -245,3 +245,23 @@ def test_results_table_says_where_each_number_comes_from():
     assert mine["source"].startswith("measured here: protocol snce-paper")
     paper = df[df["source"].str.startswith("paper")]
     assert int(paper[paper["method"] == "SD1.4"]["i2p_total"].iloc[0]) == 646
+
+
+def test_results_table_marks_what_is_not_comparable_with_the_paper():
+    proto = get_protocol("snce-paper").as_dict()
+
+    def result(n_images):
+        dets = [[] for _ in range(n_images)]
+        return {"nudenet": nudity_metrics(dets, get_protocol("snce-paper")), "protocol": proto,
+                "clip_score": {"mean": 30.0}, "fid": {"value": 12.0, "n": n_images, "features": "x", "feature_width": 2048}}
+
+    small = results_table([{"method": "SNCE", "i2p": result(134), "attacks": {"ring_a_bell_79": result(79)},
+                            "coco": result(200)}], include_paper=False).iloc[0]
+    assert small["n_i2p"] == 134 and small["fid_n"] == 200 and small["n_ring_a_bell_79"] == 79
+    assert small["vs_paper"].startswith("not comparable")
+    assert "134 prompts" in small["vs_paper"] and "FID on 200 images" in small["vs_paper"]
+    assert "ring_a_bell_79" not in small["vs_paper"]  # that one is the whole set, as in the paper
+    full = results_table([{"method": "SNCE", "i2p": result(4703), "coco": result(3000)}], include_paper=False).iloc[0]
+    assert full["vs_paper"] == "comparable"
+    stand_in = results_table([{"method": "SNCE", "i2p": result(4703), "sets": "STAND-IN (x)"}], include_paper=False).iloc[0]
+    assert stand_in["vs_paper"].startswith("not comparable: stand-in prompt sets")
