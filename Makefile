@@ -1,9 +1,12 @@
-# The README's two commands: `make workbook` (the main job, offline) and `make test`.
+# The README's two commands: `make workbook` (the main job, offline) and `make test`; `make lab`
+# opens the notebooks in JupyterLab with the workbook's kernel.
 PY := .venv/bin/python
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# Runs of `make workbook` and `make lab` go to ./runs (elsewhere the default is ./snce-runs).
+export SNCE_HOME ?= $(CURDIR)/runs
 
-.PHONY: setup workbook test data clean
+.PHONY: setup workbook test lab data clean
 
 setup:
 	bash scripts/setup.sh
@@ -13,6 +16,9 @@ workbook: setup
 
 test: setup
 	$(PY) -m pytest -q tests
+
+lab: setup
+	.venv/bin/jupyter lab notebooks
 
 data: setup
 	$(PY) scripts/make_data.py

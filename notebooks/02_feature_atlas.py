@@ -1,5 +1,9 @@
 # ---
 # jupyter:
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
+#     provenance: []
 #   jupytext:
 #     cell_metadata_filter: -all
 #     formats: ipynb,py:percent
@@ -15,50 +19,52 @@
 #     name: python3
 # ---
 
-# %%
-
 # %% [markdown]
 # # 02 · The feature atlas: look at the dictionary
 #
 # What did the SAE learn? This notebook maps the dictionary (UMAP of decoder
 # directions), shows each feature's top-activating prompts with the firing tokens
 # highlighted, and gives a browser to pick a feature or search features by a word.
-# It needs notebook 01's SAE; offline, it trains one if it is missing (a few minutes).
-# Colab: the atlas sample is 5,000 prompts (a few minutes on a T4, estimated).
+# It reads notebook 01's SAE from the run folder; if it is missing, the next cell says so
+# (set `SNCE_BUILD_MISSING=1` to train it here instead). Colab: the atlas sample is 5,000
+# prompts; its codes stay sparse (top-k values and indices), about 73 MB.
 
 # %%
-# Colab: install the workbook (a no-op elsewhere) and check the GPU.
+# Colab: install the workbook (a no-op where it is installed already), changing nothing the runtime
+# ships: every installed package is pinned as a constraint, so Colab's CUDA torch, transformers and
+# widgets stay as they are. SNCE_REPO: this repository's address (a fork), or a wheel's path.
+import importlib
+import importlib.util
 import os
+import subprocess
 import sys
 
-# Where this repository is hosted; set SNCE_REPO if you forked it.
-REPO = os.environ.get("SNCE_REPO", "https://github.com/snce-workbook/snce")
-if "google.colab" in sys.modules:
-    import subprocess
+SNCE_REPO = os.environ.get("SNCE_REPO", "https://github.com/snce-workbook/snce")
+USE_DRIVE = False  # True (Colab): keep the run folder on Google Drive, so a disconnected runtime resumes
+PROFILE = os.environ.get("SNCE_PROFILE")  # None: `colab` on a GPU, `offline` elsewhere
+if importlib.util.find_spec("snce_lib") is None:
+    from importlib.metadata import distributions
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"snce @ git+{REPO}"], check=True)
-import torch
-
-print("GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU)")
+    pins = {d.metadata["Name"].lower(): f"{d.metadata['Name']}=={d.version}" for d in distributions() if d.metadata["Name"]}
+    with open("/tmp/snce-runtime.txt", "w") as fh:
+        fh.write("\n".join(pins.values()))
+    source = SNCE_REPO if os.path.exists(SNCE_REPO) else f"snce @ git+{SNCE_REPO}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/snce-runtime.txt", source], check=True)
+    importlib.invalidate_caches()
 
 # %%
-# One variable chooses every size; SNCE_PROFILE overrides it.
-PROFILE = os.environ.get("SNCE_PROFILE") or ("colab" if torch.cuda.is_available() else "offline")
+from snce_lib import workbook as wb
+
+P = wb.setup(PROFILE, use_drive=USE_DRIVE)
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from snce_lib import workbook as wb
-
-P = wb.get_profile(PROFILE)
-print(P.name, "-", P.notes)
-
 # %%
 from IPython.display import HTML, display
 
-from snce_lib.features import build_atlas, decoder_umap, feature_card
+from snce_lib.features import build_atlas, decoder_umap, feature_card, prompt_codes
 from snce_lib.selection import load_concept, modulated_frequency
-from snce_lib.features import prompt_codes
 from snce_lib.widgets import feature_browser
 
 encoder = wb.ensure_encoder(P)

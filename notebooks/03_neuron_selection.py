@@ -1,5 +1,9 @@
 # ---
 # jupyter:
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
+#     provenance: []
 #   jupytext:
 #     cell_metadata_filter: -all
 #     formats: ipynb,py:percent
@@ -15,51 +19,54 @@
 #     name: python3
 # ---
 
-# %%
-
 # %% [markdown]
 # # 03 · Find the neuron: modulated frequency scoring
 #
 # SNCE picks the concept's neuron from 100 prompt pairs: a *concept* prompt ("a photo of a
 # naked woman") and its *deconcept* twin with the mention removed ("a photo of a woman").
 # This notebook walks equations 4-7 on real numbers, compares two baselines, and tests the
-# chosen neuron as a detector. It needs notebook 01's SAE (built here offline if missing).
-# Colab: a few minutes on a T4 (estimated).
+# chosen neuron as a detector. It reads notebook 01's SAE from the run folder (the next cell
+# says so if it is missing; `SNCE_BUILD_MISSING=1` trains it here instead).
 
 # %%
-# Colab: install the workbook (a no-op elsewhere) and check the GPU.
+# Colab: install the workbook (a no-op where it is installed already), changing nothing the runtime
+# ships: every installed package is pinned as a constraint, so Colab's CUDA torch, transformers and
+# widgets stay as they are. SNCE_REPO: this repository's address (a fork), or a wheel's path.
+import importlib
+import importlib.util
 import os
+import subprocess
 import sys
 
-# Where this repository is hosted; set SNCE_REPO if you forked it.
-REPO = os.environ.get("SNCE_REPO", "https://github.com/snce-workbook/snce")
-if "google.colab" in sys.modules:
-    import subprocess
+SNCE_REPO = os.environ.get("SNCE_REPO", "https://github.com/snce-workbook/snce")
+USE_DRIVE = False  # True (Colab): keep the run folder on Google Drive, so a disconnected runtime resumes
+PROFILE = os.environ.get("SNCE_PROFILE")  # None: `colab` on a GPU, `offline` elsewhere
+if importlib.util.find_spec("snce_lib") is None:
+    from importlib.metadata import distributions
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"snce @ git+{REPO}"], check=True)
-import torch
-
-print("GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU)")
+    pins = {d.metadata["Name"].lower(): f"{d.metadata['Name']}=={d.version}" for d in distributions() if d.metadata["Name"]}
+    with open("/tmp/snce-runtime.txt", "w") as fh:
+        fh.write("\n".join(pins.values()))
+    source = SNCE_REPO if os.path.exists(SNCE_REPO) else f"snce @ git+{SNCE_REPO}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/snce-runtime.txt", source], check=True)
+    importlib.invalidate_caches()
 
 # %%
-# One variable chooses every size; SNCE_PROFILE overrides it.
-PROFILE = os.environ.get("SNCE_PROFILE") or ("colab" if torch.cuda.is_available() else "offline")
+from snce_lib import workbook as wb
+
+P = wb.setup(PROFILE, use_drive=USE_DRIVE)
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from snce_lib import workbook as wb
-
-P = wb.get_profile(PROFILE)
-print(P.name, "-", P.notes)
-
 # %%
 import pandas as pd
-from IPython.display import HTML, display
+from IPython.display import HTML, Markdown, display
 from sklearn.metrics import roc_curve
 
 from snce_lib.features import feature_card, build_atlas, prompt_codes
-from snce_lib.selection import auroc, itd_contrast, load_concept, mean_difference, modulated_frequency, select_neurons
+from snce_lib.selection import auroc, itd_contrast, load_concept, mean_difference, modulated_frequency
+from snce_lib.sets import detector_sets
 
 encoder = wb.ensure_encoder(P)
 sae = wb.ensure_sae(P, encoder)
@@ -118,7 +125,10 @@ print(f"strict filter: {len(sc.candidates)} candidates, top-3 {sc.top(3)}; "
 # Over a sample of the training prompts. A concept neuron should fire on the concept words.
 
 # %%
-sel, details = select_neurons(encoder, sae, pairs, top_k=1, background=wb.training_prompts(P)[:500])
+sel, details = wb.select_with_fallback(encoder, sae, "nudity", top_k=1, background=wb.training_prompts(P)[:500])
+if sel.options["max_deconcept_share"] > 0:
+    display(Markdown(f"**The strict filter (s^d = 0) left no neuron on this SAE: a tolerance of "
+                     f"{sel.options['max_deconcept_share']:.0%} of deconcept positions chose it; the saved selection says so.**"))
 winner = sel.neurons[0]
 sel.save(P.run_dir / "neurons_nudity.json")
 print(sel.stats)
@@ -143,7 +153,10 @@ pd.DataFrame({"method": ["modulated frequency (strict)", "modulated frequency (t
 # against captions without the concept shows how cleanly it separates them.
 
 # %%
-pos, neg, desc = wb.detector_sets(P, "nudity")
+ds = detector_sets(P.coco_negatives, "nudity")
+pos, neg, desc = ds.positives, ds.negatives, ds.description
+if ds.stand_in:
+    display(Markdown(f"**{desc}**"))
 pos_codes, neg_codes = prompt_codes(encoder, sae, pos), prompt_codes(encoder, sae, neg)
 fig, ax = plt.subplots(figsize=(5, 5))
 results = {}

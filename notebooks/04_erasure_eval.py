@@ -1,5 +1,9 @@
 # ---
 # jupyter:
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
+#     provenance: []
 #   jupytext:
 #     cell_metadata_filter: -all
 #     formats: ipynb,py:percent
@@ -15,8 +19,6 @@
 #     name: python3
 # ---
 
-# %%
-
 # %% [markdown]
 # # 04 · Erase, look, and measure
 #
@@ -28,35 +30,43 @@
 #
 # Offline, the second part runs the real code path on the toy model with a handful of prompts:
 # its numbers show that the machinery works, not how SNCE does on Stable Diffusion. On Colab
-# it runs on SD v1.4 with `eval_prompts` prompts per set (200: roughly 1.5 h on a T4 at 50
-# steps, estimated; the paper's full protocol is far larger, see the README).
+# it runs on `SNCE_MODEL` (default SD v1.4) with `eval_prompts` prompts per set: 200 for each of
+# I2P nudity (134 rows exist at nudity >= 50), Ring-A-Bell's 79 and COCO, with and without the
+# eraser, i.e. 2 x (134 + 79 + 200) = 826 images at 50 steps. Not timed on a T4 here; at the
+# public diffusers figure of roughly 4-5 s per 512 px image at 50 steps on a T4 (fp16), about an
+# hour. The toy-world sections run on the CPU even on a GPU runtime (48 prompts per set there:
+# about 3,500 16x16 images, a few minutes). The paper's full protocol is far larger (README).
 
 # %%
-# Colab: install the workbook (a no-op elsewhere) and check the GPU.
+# Colab: install the workbook (a no-op where it is installed already), changing nothing the runtime
+# ships: every installed package is pinned as a constraint, so Colab's CUDA torch, transformers and
+# widgets stay as they are. SNCE_REPO: this repository's address (a fork), or a wheel's path.
+import importlib
+import importlib.util
 import os
+import subprocess
 import sys
 
-# Where this repository is hosted; set SNCE_REPO if you forked it.
-REPO = os.environ.get("SNCE_REPO", "https://github.com/snce-workbook/snce")
-if "google.colab" in sys.modules:
-    import subprocess
+SNCE_REPO = os.environ.get("SNCE_REPO", "https://github.com/snce-workbook/snce")
+USE_DRIVE = False  # True (Colab): keep the run folder on Google Drive, so a disconnected runtime resumes
+PROFILE = os.environ.get("SNCE_PROFILE")  # None: `colab` on a GPU, `offline` elsewhere
+if importlib.util.find_spec("snce_lib") is None:
+    from importlib.metadata import distributions
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"snce @ git+{REPO}"], check=True)
-import torch
-
-print("GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU)")
+    pins = {d.metadata["Name"].lower(): f"{d.metadata['Name']}=={d.version}" for d in distributions() if d.metadata["Name"]}
+    with open("/tmp/snce-runtime.txt", "w") as fh:
+        fh.write("\n".join(pins.values()))
+    source = SNCE_REPO if os.path.exists(SNCE_REPO) else f"snce @ git+{SNCE_REPO}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/snce-runtime.txt", source], check=True)
+    importlib.invalidate_caches()
 
 # %%
-# One variable chooses every size; SNCE_PROFILE overrides it.
-PROFILE = os.environ.get("SNCE_PROFILE") or ("colab" if torch.cuda.is_available() else "offline")
+from snce_lib import workbook as wb
+
+P = wb.setup(PROFILE, use_drive=USE_DRIVE)
 
 import matplotlib.pyplot as plt
 import numpy as np
-
-from snce_lib import workbook as wb
-
-P = wb.get_profile(PROFILE)
-print(P.name, "-", P.notes)
 
 # %%
 import pandas as pd
@@ -65,7 +75,7 @@ from IPython.display import display
 from snce_lib.display import image_grid
 from snce_lib.selection import select_neurons
 from snce_lib.toy.experiment import run_experiment, toy_concept
-from snce_lib.widgets import erasure_panel
+from snce_lib.widgets import erasure_backend, erasure_panel
 
 toy, detector, toy_sae = wb.ensure_toy(P)
 red_sel, red_details = select_neurons(toy.snce_encoder, toy_sae, toy_concept("red"), top_k=20)
@@ -78,7 +88,7 @@ print("red neurons (best first):", red_sel.neurons[:5], "| candidates:", red_sel
 # Below: the chosen neurons' activation on each token. Images that NudeNet flags are blurred.
 
 # %%
-gen, acts = wb.erasure_backend(toy, toy.snce_encoder, toy_sae, red_sel.neurons,
+gen, acts = erasure_backend(toy, toy.snce_encoder, toy_sae, red_sel.neurons,
                                 ", ".join(red_sel.tuple_words), seed=3)
 panel = erasure_panel(gen, acts, prompt="a large red circle on a white background", lam=1.0)
 display(panel)
@@ -116,7 +126,7 @@ plt.show()
 # measurements, including how many neurons and how large a lambda it takes to move the rate.
 
 # %%
-n_toy = 12 if P.name == "offline" else 48
+n_toy = P.toy_prompts
 tables = {}
 for target in ("red", "triangle"):
     res = run_experiment(toy, detector, toy_sae, target, n=n_toy, steps=15, keep_images=False)
@@ -201,60 +211,71 @@ wb.record(P, "toy_leakage", {"family": family, "top1": int(top1), "rows": leak_t
 # weights and a detector-feature FID: the path runs, the numbers mean nothing about SD.
 
 # %%
+from IPython.display import Markdown
+
+from snce_lib.encoders import pick_device
 from snce_lib.evaluation import evaluate_folder, results_table
 from snce_lib.generate import generate
 from snce_lib.protocols import get_protocol
+from snce_lib.sets import eval_sets
 
 encoder = wb.ensure_encoder(P)
 sae = wb.ensure_sae(P, encoder)
 sel = wb.ensure_selection(P, "nudity", encoder, sae)
-if P.model == "toy":
+if P.pipeline == "toy":
     pipe, protocol, extractor, clip = toy, get_protocol("snce-paper", steps=20, resolution=16, guidance=3.0), detector.features, None
 else:
     from snce_lib.metrics import load_clip
     from snce_lib.pipelines import load_pipeline
 
-    pipe = load_pipeline("sd14")
-    protocol, extractor, clip = get_protocol("snce-paper", steps=P.steps), None, load_clip("openai/clip-vit-base-patch32", "cuda")
+    pipe = load_pipeline(P.model)
+    protocol = get_protocol("snce-paper", steps=P.steps, resolution=P.resolution)
+    extractor, clip = None, load_clip("openai/clip-vit-base-patch32", pick_device())
 eraser = Eraser.from_selection(sel, sae, lam=1.0, mode="B")
-sets, sets_desc = wb.eval_sets(P)
-print(sets_desc)
+es = eval_sets(P.eval_prompts)
+sets, sets_desc = es.sets, es.description
+display(Markdown(f"**{sets_desc}**") if es.stand_in else Markdown(sets_desc))
 out = P.run_dir / "images"
 results = {}
 for tag, er in (("original", None), ("snce", eraser)):
     for name, ps in sets.items():
         folder = out / f"{tag}_{name}"
-        generate(pipe, ps, protocol, folder, eraser=er, batch_size=8, model_id=P.model)
+        generate(pipe, ps, protocol, folder, eraser=er, batch_size=8, model_id="toy" if P.pipeline == "toy" else P.model)
         ref = out / f"original_{name}" if (tag == "snce" and name == "coco") else None
         results[(tag, name)] = evaluate_folder(folder, protocol, reference_dir=ref, clip=clip, extractor=extractor,
-                                               progress=False, fid_size=P.resolution if P.model == "toy" else 299)
-summary = pd.DataFrame([{"images": f"{t} / {n}", "NudeNet total (8 classes, 0.6)": r["nudenet"]["total"],
+                                               progress=False, fid_size=P.resolution if P.pipeline == "toy" else 299)
+summary = pd.DataFrame([{"images": f"{t} / {n}", "n": r["nudenet"]["images"], "NudeNet total (8 classes, 0.6)": r["nudenet"]["total"],
                          "ASR (any hit, 0.45)": r["nudenet"]["asr"], "CLIP": r["clip_score"].get("mean", "not measured"),
                          "FID vs original": r["fid"].get("value", "—")} for (t, n), r in results.items()])
 display(summary)
 
 # The same probe check for the nudity neuron, on the encoder the pipeline uses: after erasure,
 # can a probe trained on unedited features still tell the nudity prompts from the COCO ones?
-nudity_leak = concept_leakage(encoder, eraser, sets["i2p_nudity"].prompts, sets["coco"].prompts)
+# It needs no images, so it takes 100 prompts a side whatever the image budget.
+probe = eval_sets(100).sets
+nudity_leak = concept_leakage(encoder, eraser, probe["i2p_nudity"].prompts, probe["coco"].prompts)
 print("nudity probe leakage:", {k: round(v, 3) if isinstance(v, float) else v for k, v in nudity_leak.as_dict().items()})
 
 # %% [markdown]
 # ## The paper-style table
-# Our rows say "measured here" and name their protocol; the paper's rows are quoted.
+# Our rows say "measured here", name their protocol and carry their sample sizes; `vs_paper` says
+# whether a row's numbers are comparable with the paper's and, if not, why. The paper's rows are quoted.
 
 # %%
 rows = []
-for tag, label in (("original", P.model + " (no eraser)"), ("snce", "SNCE")):
+model_name = "toy" if P.pipeline == "toy" else P.model
+for tag, label in ((("original", model_name + " (no eraser)"), ("snce", "SNCE"))):
     rows.append({"method": label, "lam": 1.0 if tag == "snce" else None, "top_k": 1 if tag == "snce" else None,
                  "i2p": results[(tag, "i2p_nudity")], "attacks": {"ring_a_bell_79": results[(tag, "ring_a_bell_79")]},
-                 "coco": results[(tag, "coco")]})
+                 "coco": results[(tag, "coco")], "sets": sets_desc})
 table = results_table(rows)
-cols = ["method", "lam", "top_k", "i2p_total", "asr_ring_a_bell_79", "asr_i2p_nudity", "clip", "fid", "source"]
+cols = ["method", "lam", "top_k", "i2p_total", "n_i2p", "asr_ring_a_bell_79", "n_ring_a_bell_79", "clip", "n_coco",
+        "fid", "fid_n", "fid_features", "vs_paper", "source"]
 display(table[[c for c in cols if c in table.columns]])
 shown = sorted((out / "snce_i2p_nudity").glob("*.png"))[:4]
 fig = image_grid([str(f) for f in shown], [f.name for f in shown], title="SNCE images (NudeNet-flagged ones are blurred)", size=2)
 plt.show()
 wb.record(P, "evaluation", {f"{t}/{n}": {"total": r["nudenet"]["total"], "asr": r["nudenet"]["asr"],
                                          "clip": r["clip_score"].get("mean"), "fid": r["fid"].get("value")}
-                            for (t, n), r in results.items()} | {"protocol": protocol.as_dict(), "pipeline": P.model,
+                            for (t, n), r in results.items()} | {"protocol": protocol.as_dict(), "pipeline": model_name,
                                                                  "prompt_sets": sets_desc})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -157,7 +158,8 @@ def cmd_inspect(a) -> int:
 
 def _add_generate(sub) -> None:
     p = sub.add_parser("generate", help="generate one image per (prompt, seed), resumable, with an optional eraser")
-    p.add_argument("--model", default="sd14", help="sd14 | a hub id | a local pipeline folder | tiny | toy")
+    p.add_argument("--model", default=None,
+                   help="sd14 | a hub id | a local pipeline folder | tiny | toy (default: $SNCE_MODEL, else SD v1.4)")
     p.add_argument("--prompts", required=True, help="a named set (i2p, i2p_nudity, coco, ...) or a CSV")
     p.add_argument("--limit", type=int, default=None, help="first N rows of the set")
     p.add_argument("--sae", default=None)
@@ -188,6 +190,7 @@ def cmd_generate(a) -> int:
     prompts = load_set(a.prompts, n=a.limit)
     if bool(a.sae) != bool(a.neurons):
         raise ValueError("--sae and --neurons go together")
+    a.model = a.model or os.environ.get("SNCE_MODEL") or "sd14"
     if a.model == "toy":
         from .toy.model import load_toy_pipeline
 

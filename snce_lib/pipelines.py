@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .encoders import SD14, pick_device
+from .resources import run_home
 
 TINY_WORDS = [
     "a", "an", "the", "of", "on", "in", "with", "and", "photo", "painting", "portrait", "naked", "nude", "woman",
@@ -92,7 +93,7 @@ def load_pipeline(spec: str = "sd14", device=None, fp16: bool | None = None, cac
     device = pick_device(device)
     half = (device.type == "cuda") if fp16 is None else fp16
     if spec == "tiny":
-        spec = str(build_tiny_sd(Path(cache_dir or "runs/models") / "tiny-sd"))
+        spec = str(build_tiny_sd((Path(cache_dir) if cache_dir else run_home() / "models") / "tiny-sd"))
     elif spec == "sd14":
         spec = SD14
     kw = {"torch_dtype": torch.float16} if half else {}

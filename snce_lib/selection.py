@@ -57,7 +57,7 @@ def known_concepts() -> list[str]:
 
 
 def load_concept(spec: str | os.PathLike) -> ConceptPairs:
-    """A concept by name (data/concepts/NAME_pairs.csv + NAME_tuple.txt) or a pairs CSV path.
+    """A concept by name (package data: concepts/NAME_pairs.csv + NAME_tuple.txt) or a pairs CSV path.
 
     A pairs CSV has columns `concept_prompt,deconcept_prompt`; RECE's Ring-A-Bell-style file
     (`sensitive prompt`, `normal prompt`) is read too. A tuple file beside it is optional.

@@ -60,10 +60,15 @@ class TrainConfig:
     log_every: int = 10
     checkpoint_every: int = 200
     device: str | None = None
+    precision: str = "auto"
+    """"auto": bf16 autocast on a GPU that supports it, else fp16 autocast with loss scaling (the
+    weights stay fp32 either way), fp32 on a CPU; or "fp32", "bf16", "fp16" to force one."""
 
     def __post_init__(self):
         if self.b_pre_init not in ("median", "mean"):
             raise ValueError(f"b_pre_init must be 'median' or 'mean', got {self.b_pre_init!r}")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if self.batch_size <= 0 or self.k <= 0:
             raise ValueError("batch_size and k must be positive")
 
@@ -125,6 +130,15 @@ def check_finite(data: torch.Tensor, chunk: int = 1 << 16) -> None:
             raise TrainError(f"activations contain NaN or inf (rows from {s}); recollect them with fp16=False")
 
 
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for `precision` on `device` (None: plain fp32)."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
 def train_sae(
     data,
     cfg: TrainConfig = TrainConfig(),
@@ -171,6 +185,9 @@ def train_sae(
         sample = data[torch.as_tensor(train_idx[: min(len(train_idx), 32768)])].float().to(device)
         init_b_pre_(sae, sample, cfg.b_pre_init)
 
+    amp = autocast_dtype(cfg.precision, device)
+    # fp16 needs loss scaling (its range is narrow); bf16 has fp32's range and needs none.
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
     bar = tqdm(total=total_steps, initial=step, desc="train SAE", unit="step", disable=not progress)
     t0 = time.perf_counter()
     last = {}
@@ -180,12 +197,15 @@ def train_sae(
         rows = batch_indices(train_idx, step, cfg.batch_size, cfg.seed)
         x = data[torch.as_tensor(rows)].to(device).float()
         dead = since_fired >= cfg.dead_after_tokens
-        out = sae(x, dead_mask=dead, k_aux=k_aux)
-        loss = out.fvu + cfg.auxk_alpha * out.auxk_loss
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            out = sae(x, dead_mask=dead, k_aux=k_aux)
+            loss = out.fvu.float() + cfg.auxk_alpha * out.auxk_loss.float()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
         sae.remove_parallel_grad_()
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         sae.set_decoder_norm_()
         with torch.no_grad():
             fired = torch.zeros(m, dtype=torch.bool, device=device)

@@ -47,6 +47,8 @@ class Profile:
     """Prompts per set in notebook 04's evaluation."""
     pipeline: str
     """Notebook 04's evaluation pipeline: `toy`, or `model` (SNCE_MODEL)."""
+    k: int
+    """TopK sparsity of the SAE (the paper's 32)."""
     steps: int
     resolution: int
     toy_prompts: int
@@ -69,21 +71,21 @@ class Profile:
 
 PROFILES = {
     "offline": Profile(
-        "offline", "offline", None, ("corpus",), None, 8, 1_500_000, 200_000, 1500, 500, 8, "toy", 25, 16, 12,
+        "offline", "offline", None, ("corpus",), None, 8, 1_500_000, 200_000, 1500, 500, 8, "toy", 32, 25, 16, 12,
         notes="MiniLM-L6 (packaged), the project's 6,000-prompt corpus, an SAE of 1,536 latents on 1.5M tokens; "
               "the toy world for images. Minutes on 2 CPU cores.",
     ),
     "colab": Profile(
         "colab", "model", "encoder.layers.9", ("diffusiondb_nsfw", "diffusiondb_10k", "i2p"), None,
-        8, 100_000_000, 10_000_000, 5000, 1000, 200, "model", 50, 512, 48,
+        8, 100_000_000, 10_000_000, 5000, 1000, 200, "model", 32, 50, 512, 48,
         notes="SD v1.4's CLIP text encoder (or SNCE_MODEL), block 10 (layers.9), 20,701 public prompts, "
               "3,072 latents on 100M tokens (the paper-scale 400M: set SNCE_TOKENS=400000000).",
     ),
     "colab-smoke": Profile(
         "colab-smoke", "model", "encoder.layers.9", ("diffusiondb_nsfw", "diffusiondb_10k", "i2p"), 100,
-        8, 60_000, 20_000, 200, 60, 4, "model", 2, 64, 4,
+        8, 60_000, 20_000, 200, 60, 4, "model", 8, 2, 64, 4,
         notes="The colab profile's code path at CPU sizes: the same model id, block and public sets, 300 prompts, "
-              "60k tokens, 4 images a set. For CI with a hub-shaped local cache; its numbers mean nothing.",
+              "60k tokens, k 8 on the tiny 32-wide encoder, 4 images a set. For CI with a hub-shaped local cache; its numbers mean nothing.",
     ),
 }
 
@@ -147,27 +149,34 @@ def ensure_sae(p: Profile, encoder=None, progress: bool = True, on_log=None, bui
     if not build_missing(build):
         raise _missing("the SAE", folder, "01_train_sae")
     store = ensure_store(p, encoder, progress)
-    cfg = TrainConfig(tokens=p.tokens, dead_after_tokens=p.dead_after_tokens)
+    cfg = TrainConfig(tokens=p.tokens, dead_after_tokens=p.dead_after_tokens, k=p.k)
     res = train_sae(store.load(), cfg, out_dir=folder, encoder_id=store.info.encoder_id, layer=store.info.layer,
                     layer_index=store.info.layer_index, progress=progress, on_log=on_log)
     return res.sae.requires_grad_(False)
 
 
-def select_with_fallback(encoder, sae, concept: str = "nudity", top_k: int = 1):
-    """SNCE's strict filter (s^d = 0); where it leaves no neuron (a small SAE), a 1% tolerance.
-    The saved options say which filter chose. Returns (selection, details)."""
+#: Deconcept-firing tolerances tried in turn when the strict filter leaves no neuron.
+FALLBACK_SHARES = (0.0, 0.01, 0.05, 0.25)
+
+
+def select_with_fallback(encoder, sae, concept: str = "nudity", top_k: int = 1, **kw):
+    """SNCE's strict filter (s^d = 0); where it leaves no neuron (a small or undertrained SAE), the
+    smallest tolerance in FALLBACK_SHARES that leaves one. The selection's options record which
+    (`max_deconcept_share`), and the notebooks print it in bold. Returns (selection, details)."""
     from .selection import SelectionError, load_concept, select_neurons
 
     pairs = load_concept(concept)
-    try:
-        return select_neurons(encoder, sae, pairs, top_k=top_k)
-    except SelectionError:
-        return select_neurons(encoder, sae, pairs, top_k=top_k, max_deconcept_share=0.01)
+    for share in FALLBACK_SHARES:
+        try:
+            return select_neurons(encoder, sae, pairs, top_k=top_k, max_deconcept_share=share, **kw)
+        except SelectionError as exc:
+            last = exc
+    raise last
 
 
 def ensure_selection(p: Profile, concept: str = "nudity", encoder=None, sae=None, top_k: int = 1,
                      build: bool | None = None):
-    """Neurons for `concept`, as notebook 03 saved them (runs/<profile>/neurons_<concept>.json)."""
+    """Neurons for `concept`, as notebook 03 saved them (<run folder>/<profile>/neurons_<concept>.json)."""
     from .selection import Selection, SelectionError
 
     path = p.run_dir / f"neurons_{concept}.json"

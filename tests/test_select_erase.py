@@ -169,7 +169,8 @@ def test_mode_a_subtracts_the_same_vector_from_every_prompt(tiny):
     er = Eraser(sae, [n], lam=0.8, mode="A", tuple_prompt=PROMPTS[0])
     h = enc.run_to_block(enc.tokenize(PROMPTS[:3]), 2)
     d = h - er.edit(h, enc)
-    assert torch.allclose(d[0], d[1]) and torch.allclose(d[1], d[2])
+    # d is recovered as h - (h - delta): rounding of h (scale ~1) leaves ~1e-7 of noise
+    assert torch.allclose(d[0], d[1], atol=1e-6) and torch.allclose(d[1], d[2], atol=1e-6)
     assert d[:, 0].abs().max() == 0
 
 

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The Colab path without Colab: a "runtime" venv with torch and the leg's transformers/diffusers/widgets
+# preinstalled (as Colab ships them), the workbook installed into it by notebook 01's own install cell
+# from a wheel built from this checkout (not editable), then all four notebooks run under the
+# colab-smoke profile from a working directory outside the repository, against a hub-shaped cache.
+# Usage: bash .ci/colab_smoke.sh PINS_FILE WORK_DIR
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+pins=$repo/$1
+work=$2
+rm -rf "$work" && mkdir -p "$work/wheel" "$work/cwd"
+start=$(date +%s)
+"$repo/.venv/bin/python" -m pip wheel -q --no-deps -w "$work/wheel" "$repo"
+wheel=$(ls "$work"/wheel/snce-*.whl)
+python3 -m venv "$work/venv"
+py=$work/venv/bin/python
+$py -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+$py -m pip install -q --no-index --no-deps "torch==2.13.0" 2>/dev/null && $py -m pip install -q "torch==2.13.0" \
+  || $py -m pip install -q "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
+$py -m pip install -q -r "$pins" nbclient nbformat ipykernel
+before=$($py -m pip freeze | grep -iE '^(torch|transformers|diffusers|ipywidgets)==' | sort)
+# Notebook 01's first code cell, verbatim: the install cell users run on Colab.
+$py - "$repo/notebooks/01_train_sae.ipynb" > "$work/install_cell.py" <<'PY'
+import json, sys
+cells = [c for c in json.load(open(sys.argv[1]))["cells"] if c["cell_type"] == "code"]
+print("".join(cells[0]["source"]))
+PY
+(cd "$work/cwd" && SNCE_REPO=$wheel SNCE_RUNTIME_FILE=/tmp/snce-runtime.txt $py "$work/install_cell.py")
+after=$($py -m pip freeze | grep -iE '^(torch|transformers|diffusers|ipywidgets)==' | sort)
+if [ "$before" != "$after" ]; then
+  echo "colab-smoke: the install cell changed the runtime's packages:"; diff <(echo "$before") <(echo "$after"); exit 1
+fi
+echo "colab-smoke: installed $(basename "$wheel"); runtime kept: $(echo $after)"
+$py -m ipykernel install --sys-prefix --name python3 >/dev/null
+$py -m snce_lib.hubcache "$work/hf" >/dev/null 2>&1
+installed=$(cd "$work/cwd" && $py -c 'import snce_lib, os; print(os.path.dirname(snce_lib.__file__))')
+case "$installed" in "$repo"*) echo "colab-smoke: imported the checkout, not the wheel"; exit 1;; esac
+cd "$work/cwd"
+HF_HOME=$work/hf HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 SNCE_HOME=$work/runs SNCE_DATA_DIR=$repo/../shared/data \
+  "$work/venv/bin/snce" workbook --profile colab-smoke --notebooks "$repo/notebooks"
+echo "colab-smoke ($1): passed in $(( $(date +%s) - start )) s"
