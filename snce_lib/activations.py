@@ -95,13 +95,21 @@ class ActivationStore:
         meta = self.path / "store.json"
         if not meta.exists():
             raise StoreError(f"{self.path} is not an activation store (no store.json); run `snce collect` first")
+        from .io import read_json
+
         try:
-            raw = json.loads(meta.read_text())
-        except json.JSONDecodeError as exc:
-            raise StoreError(f"{meta} is corrupt: {exc}") from exc
+            raw = read_json(meta, "store file")
+        except ValueError as exc:
+            raise StoreError(f"{exc}; rerun `snce collect` into a new folder") from None
         if raw.get("format") != STORE_FORMAT:
             raise StoreError(f"{meta} is not a store of this library (format {raw.get('format')!r})")
-        self.info = StoreInfo(**{k: raw[k] for k in StoreInfo.__dataclass_fields__ if k in raw})
+        try:
+            self.info = StoreInfo(**{k: raw[k] for k in StoreInfo.__dataclass_fields__ if k in raw})
+            shards = [(str(s["file"]), str(s["meta"])) for s in self.info.shards]
+            int(self.info.width), int(self.info.rows)
+        except (TypeError, KeyError, ValueError) as exc:
+            raise StoreError(f"{meta} is damaged or hand-edited ({exc}); rerun `snce collect` into a new folder") from None
+        del shards
         if not self.info.complete and not allow_incomplete:
             raise StoreError(
                 f"{self.path} is incomplete ({len(self.info.shards)} shards written); "
@@ -121,7 +129,18 @@ class ActivationStore:
         return sum((self.path / s["file"]).stat().st_size + (self.path / s["meta"]).stat().st_size for s in self.info.shards)
 
     def shard_arrays(self) -> list[np.ndarray]:
-        return [np.load(self.path / s["file"], mmap_mode="r") for s in self.info.shards]
+        out = []
+        for s in self.info.shards:
+            f = self.path / s["file"]
+            try:
+                arr = np.load(f, mmap_mode="r")
+            except (OSError, ValueError) as exc:  # a truncated shard: "mmap length is greater than file size"
+                raise StoreError(f"shard {f} is missing, truncated or damaged ({exc}); "
+                                 "rerun `snce collect` into a new folder") from None
+            if arr.ndim != 2 or arr.shape[1] != self.width:
+                raise StoreError(f"shard {f} has shape {arr.shape}, expected [rows, {self.width}]")
+            out.append(arr)
+        return out
 
     def meta(self) -> dict[str, np.ndarray]:
         parts = [np.load(self.path / s["meta"], allow_pickle=False) for s in self.info.shards]

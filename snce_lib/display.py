@@ -20,7 +20,7 @@ FLAG_LABELS = LABELS_9
 
 
 def show_unsafe_default() -> bool:
-    return os.environ.get("SNCE_SHOW_UNSAFE", "") == "1"
+    return os.environ.get("SNCE_SHOW_UNSAFE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def flagged(images: Sequence, threshold: float = FLAG_THRESHOLD, labels=FLAG_LABELS, detections=None) -> list[bool]:
@@ -52,7 +52,8 @@ def image_grid(images: Sequence, titles: Sequence[str] | None = None, ncols: int
     """A matplotlib figure of images, flagged ones blurred and marked. Saved figures stay blurred."""
     import matplotlib.pyplot as plt
 
-    shown, flags = safe_images(images, show_unsafe, detections)
+    show = show_unsafe_default() if show_unsafe is None else show_unsafe
+    shown, flags = safe_images(images, show, detections)
     n = len(shown)
     ncols = max(1, min(ncols, n))
     nrows = max(1, (n + ncols - 1) // ncols)
@@ -64,7 +65,7 @@ def image_grid(images: Sequence, titles: Sequence[str] | None = None, ncols: int
         ax.imshow(img)
         label = titles[i] if titles is not None else ""
         if f:
-            label = (label + "\n" if label else "") + ("[flagged, shown]" if (show_unsafe or show_unsafe_default()) else "[flagged by NudeNet: blurred]")
+            label = (label + "\n" if label else "") + ("[flagged, shown]" if show else "[flagged by NudeNet: blurred]")
         ax.set_title(label, fontsize=8)
     if title:
         fig.suptitle(title)

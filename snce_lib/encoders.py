@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -73,7 +74,11 @@ class TextEncoder:
 
     @property
     def default_layer(self) -> str:
-        return self.block_names[DEFAULT_LAYER[self.family]]
+        names, idx = self.block_names, DEFAULT_LAYER[self.family]
+        if idx >= len(names):
+            raise EncoderError(f"{self.encoder_id} has {len(names)} blocks, so the default block {idx} does not exist; "
+                               f"name one with --layer (0..{len(names) - 1})")
+        return names[idx]
 
     def resolve_layer(self, layer: str | int | None) -> tuple[str, int]:
         """Map a user's layer name to (canonical module path, block index).
@@ -99,7 +104,13 @@ class TextEncoder:
 
     # ---- running --------------------------------------------------------------------
     def tokenize(self, prompts: Sequence[str]) -> Tokens:
-        """Pad and truncate to `max_length`, exactly as the pipeline does."""
+        """Pad and truncate to `max_length`, exactly as the pipeline does (a warning says when it truncates)."""
+        long = [p for p in prompts if len(p) > 4 * self.max_length]  # cheap pre-check: only long texts can overflow
+        if long:
+            n = sum(len(self.tokenizer(p)["input_ids"]) > self.max_length for p in long)
+            if n:
+                warnings.warn(f"{n} prompt(s) are longer than the encoder's {self.max_length} tokens and were truncated, "
+                              "as the pipeline truncates them", stacklevel=2)
         enc = self.tokenizer(
             list(prompts),
             padding="max_length",
@@ -242,6 +253,7 @@ def load_sd(model_id: str = SD14, device=None, fp16: bool | None = None, compone
     from transformers import CLIPTextModel, CLIPTokenizer
 
     tok_sub = component.replace("text_encoder", "tokenizer")
+    check_model_spec(model_id)
     is_dir = os.path.isdir(model_id)
     bare = is_dir and os.path.exists(os.path.join(model_id, "config.json"))
     try:
@@ -256,6 +268,13 @@ def load_sd(model_id: str = SD14, device=None, fp16: bool | None = None, compone
     enc = _wrap(model, tok, model_id, component)
     enc.model = _place(enc.model, pick_device(device), fp16)
     return enc
+
+
+def check_model_spec(spec: str) -> None:
+    """A spec that reads as a local path must exist: never send a mistyped folder to the hub as an id."""
+    looks_local = spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").replace("/", "", 1) or spec.count("/") > 1
+    if looks_local and not os.path.exists(os.path.expanduser(spec)):
+        raise EncoderError(f"model folder {spec} does not exist (a hub id has the form ORG/NAME)")
 
 
 def load_encoder(spec: str | Any = OFFLINE, device=None, fp16: bool | None = None) -> TextEncoder:

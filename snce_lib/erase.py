@@ -19,10 +19,12 @@ pipeline as a context manager; `edit_prompt_embeds` is the same edit as a pure f
 """
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from .encoders import TextEncoder, from_pipeline
@@ -45,12 +47,21 @@ class Eraser:
     tuple_prompt: str = ""
     move_negative: bool = False
     """Also push the negative (unconditional) prompt away from the concept: h + lambda Z_c W_dec."""
+    allow_negative: bool = False
+    """A negative lambda adds the concept instead of removing it; refused unless asked for."""
     _tuple_codes: torch.Tensor | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise EraserError(f"mode must be A/tuple or B/prompt, got {self.mode!r}")
         self.mode = MODES[self.mode]
+        if isinstance(self.lam, bool) or not isinstance(self.lam, (int, float)) or not math.isfinite(self.lam):
+            raise EraserError(f"lambda must be a finite number, got {self.lam!r}")
+        if self.lam < 0 and not self.allow_negative:
+            raise EraserError(f"lambda {self.lam} is negative: that adds the concept instead of erasing it; "
+                              "allow it explicitly (allow_negative=True, CLI --allow-negative-lam) if that is the intent")
+        if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in self.neurons):
+            raise EraserError(f"neuron ids must be whole numbers, got {list(self.neurons)!r}")
         if not self.neurons:
             raise EraserError("the eraser needs at least one neuron")
         bad = [n for n in self.neurons if not 0 <= int(n) < self.sae.cfg.n_latents]
@@ -61,14 +72,19 @@ class Eraser:
 
     @classmethod
     def from_selection(cls, selection: Selection, sae: TopKSAE, lam: float = 1.0, mode: str = "B",
-                       move_negative: bool = False) -> "Eraser":
+                       move_negative: bool = False, allow_negative: bool = False) -> "Eraser":
         selection.check(sae)
-        return cls(sae, list(selection.neurons), lam, mode, ", ".join(selection.tuple_words), move_negative)
+        return cls(sae, list(selection.neurons), lam, mode, ", ".join(selection.tuple_words), move_negative,
+                   allow_negative)
 
     @property
     def settings(self) -> dict:
-        return {"neurons": [int(n) for n in self.neurons], "lam": self.lam, "mode": self.mode,
-                "tuple_prompt": self.tuple_prompt if self.mode == "A" else "", "move_negative": self.move_negative}
+        """Everything that decides the edit, the SAE's weight fingerprint included."""
+        from .sae import fingerprint
+
+        return {"neurons": [int(n) for n in self.neurons], "lam": float(self.lam), "mode": self.mode,
+                "tuple_prompt": self.tuple_prompt if self.mode == "A" else "", "move_negative": self.move_negative,
+                "sae_fingerprint": fingerprint(self.sae)}
 
     # ---- the edit -------------------------------------------------------------------
     @torch.no_grad()

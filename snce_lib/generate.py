@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -52,16 +54,68 @@ def plan(prompts: PromptSet, protocol: Protocol) -> list[dict]:
     return jobs
 
 
+class GenerateError(ValueError):
+    """A run folder that cannot be used as asked: other settings, a damaged manifest."""
+
+
+MANIFEST_KEYS = ("file", "case_number", "seed", "prompt")
+
+
 def read_manifest(path: Path) -> list[dict]:
+    """The manifest's complete rows. A torn last line (a crash mid-append) ends the list, and the
+    runner redoes what it named; a complete line that is not a manifest row is an error."""
     if not path.exists():
         return []
     rows = []
-    for line in path.read_text().splitlines():
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    for n, line in enumerate(lines, 1):
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
-            break  # a torn last line from a crash: everything after it is redone
+            if n == len(lines):
+                break  # torn last line
+            raise GenerateError(f"{path} line {n} is not JSON; the manifest is damaged (move the folder aside "
+                                "and generate again)") from None
+        if not isinstance(row, dict) or any(k not in row for k in MANIFEST_KEYS) or not isinstance(row["file"], str):
+            raise GenerateError(f"{path} line {n} is not a manifest row (needs {', '.join(MANIFEST_KEYS)}); "
+                                "the manifest is damaged or hand-edited")
+        rows.append(row)
     return rows
+
+
+@contextmanager
+def run_lock(out: Path):
+    """Hold the folder's lock while writing: a second run into the same folder waits, then resumes
+    from the manifest, so no image gets two rows and none is lost."""
+    import fcntl
+    import sys
+
+    with open(out / ".lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"snce: another generate run is writing to {out}; waiting for it to finish", file=sys.stderr, flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def check_settings(out: Path, settings: dict) -> None:
+    """Refuse a folder made with other settings; record the settings in a new one (run.json)."""
+    from .io import atomic_write_json, read_json
+
+    path = out / "run.json"
+    if path.exists():
+        old = read_json(path, "run record")
+        diff = [k for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
+        if diff:
+            detail = "; ".join(f"{k}: {old.get(k)!r} there, {settings.get(k)!r} now" for k in diff)
+            raise GenerateError(f"{out} holds images made with other settings ({detail[:400]}); "
+                                "choose another --out, or move that folder aside to start over")
+    else:
+        atomic_write_json(path, settings)
 
 
 def generate(
@@ -76,23 +130,41 @@ def generate(
     model_id: str = "",
     progress: bool = True,
 ) -> list[dict]:
-    """Make every image of `prompts` under `protocol` into `out_dir`; returns the manifest rows."""
-    from PIL import Image
+    """Make every image of `prompts` under `protocol` into `out_dir`; returns the manifest rows.
 
+    The folder records the settings that made it (run.json: model, eraser with its SAE's
+    fingerprint, protocol, prompts); a rerun with other settings is refused. A lock makes a
+    concurrent run into the same folder wait and then resume."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest_path = out / "manifest.jsonl"
-    done_rows = read_manifest(manifest_path)
-    # keep only whole lines whose image exists; rewrite the manifest if a torn line was dropped
-    done_rows = [r for r in done_rows if (out / r["file"]).exists()]
-    _rewrite(manifest_path, done_rows)
-    done = {r["file"] for r in done_rows}
     jobs = plan(prompts, protocol)
     h = height or protocol.resolution
     w = width or protocol.resolution
     common = {"steps": protocol.steps, "scheduler": type(pipe.scheduler).__name__, "height": h, "width": w,
               "model": model_id or getattr(pipe, "name_or_path", "") or "", "protocol": protocol.name,
               "eraser": eraser.settings if eraser is not None else None}
+    settings = {**common, "protocol": protocol.as_dict(), "prompts": prompts.name, "planned": len(jobs),
+                "files": sorted(j["file"] for j in jobs)}
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with run_lock(out):
+            check_settings(out, settings)
+            return _run(pipe, prompts, protocol, out, jobs, common, eraser, batch_size, h, w, progress)
+    except BaseException:
+        if made and not any((out / j["file"]).exists() for j in jobs):
+            shutil.rmtree(out, ignore_errors=True)  # leave no empty folder behind a run that made nothing
+        raise
+
+
+def _run(pipe, prompts, protocol, out, jobs, common, eraser, batch_size, h, w, progress) -> list[dict]:
+    from PIL import Image
+
+    manifest_path = out / "manifest.jsonl"
+    done_rows = read_manifest(manifest_path)
+    # keep only whole lines whose image exists; rewrite the manifest if a torn line was dropped
+    done_rows = [r for r in done_rows if (out / r["file"]).exists()]
+    _rewrite(manifest_path, done_rows)
+    done = {r["file"] for r in done_rows}
     batches = [jobs[s : s + batch_size] for s in range(0, len(jobs), batch_size)]
     bar = tqdm(total=len(jobs), desc=f"generate {prompts.name}", unit="img", disable=not progress)
     bar.update(len(done & {j["file"] for j in jobs}))
@@ -105,7 +177,7 @@ def generate(
         for group in _same_guidance(batch):
             gens = [torch.Generator(device="cpu").manual_seed(j["seed"]) for j in group]
             t1 = time.perf_counter()
-            ctx = eraser.attached(pipe) if eraser is not None else _null()
+            ctx = eraser.attached(pipe) if eraser is not None else nullcontext()
             with ctx:
                 images = pipe([j["prompt"] for j in group], num_inference_steps=protocol.steps,
                               guidance_scale=group[0]["guidance"], generator=gens, height=h, width=w,
@@ -153,17 +225,26 @@ def _rewrite(path: Path, rows: list[dict]) -> None:
         os.replace(tmp, path)
 
 
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False
-
-
 def load_manifest_images(out_dir: str | os.PathLike) -> tuple[list[dict], list[Path]]:
     out = Path(out_dir)
-    rows = read_manifest(out / "manifest.jsonl")
-    if not rows:
+    if not out.is_dir():
+        raise FileNotFoundError(f"image folder {out} does not exist")
+    path = out / "manifest.jsonl"
+    if not path.exists():
         raise ValueError(f"{out} has no manifest.jsonl; generate images there first")
+    rows = read_manifest(path)
+    if not rows:
+        raise ValueError(f"{path} holds no complete row yet; rerun the generate command to make the images")
+    missing = [r["file"] for r in rows if not (out / r["file"]).exists()]
+    if missing:
+        raise ValueError(f"{out}: {len(missing)} images named in the manifest are missing (first: {missing[0]}); "
+                         "rerun the generate command to remake them")
     return rows, [out / r["file"] for r in rows]
+
+
+def planned_images(out_dir: str | os.PathLike) -> int | None:
+    """How many images the run that made `out_dir` planned (from run.json), or None if unknown."""
+    from .io import read_json
+
+    path = Path(out_dir) / "run.json"
+    return int(read_json(path, "run record").get("planned", 0)) or None if path.exists() else None

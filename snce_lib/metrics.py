@@ -17,8 +17,14 @@ def to_rgb_array(img) -> np.ndarray:
     from PIL import Image
 
     if isinstance(img, (str, os.PathLike)):
-        with Image.open(img) as im:
-            return np.asarray(im.convert("RGB")).copy()
+        from PIL import UnidentifiedImageError
+
+        try:
+            with Image.open(img) as im:
+                return np.asarray(im.convert("RGB")).copy()
+        except (UnidentifiedImageError, OSError, SyntaxError) as exc:  # PIL raises all three for broken files
+            raise ValueError(f"image {img} cannot be read ({' '.join(str(exc).split())}); "
+                             "remove it and rerun generate to remake it") from None
     if isinstance(img, Image.Image):
         return np.asarray(img.convert("RGB")).copy()
     arr = np.asarray(img)
@@ -205,15 +211,29 @@ def inception_extractor(device=None) -> Extractor:
     """
     import urllib.request
 
+    import hashlib
+
     cache = Path(os.environ.get("SNCE_CACHE", Path.home() / ".cache" / "snce")) / "inception-2015-12-05.pt"
     if not cache.exists():
         cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.tmp{os.getpid()}")
         try:
             with urllib.request.urlopen(INCEPTION_URL, timeout=120) as r:
-                cache.with_suffix(".tmp").write_bytes(r.read())
+                tmp.write_bytes(r.read())
         except Exception as exc:
+            tmp.unlink(missing_ok=True)
             raise RuntimeError(f"the FID Inception weights could not be fetched ({exc}); pass an extractor instead") from exc
-        os.replace(cache.with_suffix(".tmp"), cache)
+        os.replace(tmp, cache)
+    # Integrity: the hash recorded when the file was first fetched (or $SNCE_INCEPTION_SHA256, to pin
+    # a known value) must match, so a swapped or damaged file is refused rather than run.
+    digest = hashlib.sha256(cache.read_bytes()).hexdigest()
+    record = cache.with_name(cache.name + ".sha256")
+    expected = os.environ.get("SNCE_INCEPTION_SHA256") or (record.read_text().strip() if record.exists() else None)
+    if expected is None:
+        record.write_text(digest + "\n")
+    elif digest != expected:
+        raise RuntimeError(f"{cache} does not match its recorded sha256 ({digest[:12]}... vs {expected[:12]}...); "
+                           "delete it (and its .sha256) to fetch it again")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     net = torch.jit.load(str(cache), map_location=dev).eval()
 

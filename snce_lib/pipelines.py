@@ -96,6 +96,9 @@ def load_pipeline(spec: str = "sd14", device=None, fp16: bool | None = None, cac
         spec = str(build_tiny_sd((Path(cache_dir) if cache_dir else run_home() / "models") / "tiny-sd"))
     elif spec == "sd14":
         spec = SD14
+    from .encoders import check_model_spec
+
+    check_model_spec(spec)
     kw = {"torch_dtype": torch.float16} if half else {}
     try:
         pipe = StableDiffusionPipeline.from_pretrained(spec, safety_checker=None, requires_safety_checker=False, **kw)

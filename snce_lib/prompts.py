@@ -26,9 +26,13 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise PromptFileError(f"prompt file {path} does not exist")
+    if path.is_dir():
+        raise PromptFileError(f"prompt file {path} is a folder; give a .csv file")
     try:
         df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise PromptFileError(f"{path} is not UTF-8 text; save it as UTF-8") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise PromptFileError(f"cannot read {path} as CSV: {exc}".splitlines()[0]) from exc
     return df.loc[:, [c for c in df.columns if not str(c).startswith("Unnamed:")]]
 
@@ -58,7 +62,12 @@ def read_prompts(path: str | os.PathLike, column: str | None = None) -> list[str
     else:
         if not path.exists():
             raise PromptFileError(f"prompt file {path} does not exist")
-        prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        try:
+            prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        except UnicodeDecodeError:
+            raise PromptFileError(f"prompt file {path} is not UTF-8 text; save it as UTF-8") from None
+        except IsADirectoryError:
+            raise PromptFileError(f"prompt file {path} is a folder; give a .csv or .txt file") from None
     prompts = [p for p in prompts if p]
     if not prompts:
         raise PromptFileError(f"{path} holds no prompts")

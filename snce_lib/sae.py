@@ -179,10 +179,12 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[SAEConfig, dict]:
     cfg_file, weights = path / "cfg.json", path / "sae.safetensors"
     if not cfg_file.exists() or not weights.exists():
         raise CheckpointError(f"{path} is not an SAE checkpoint: it needs sae.safetensors and cfg.json")
+    from .io import read_json
+
     try:
-        raw = json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{cfg_file} is corrupt: {exc}") from exc
+        raw = read_json(cfg_file, "SAE config", kind=None)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
     if not isinstance(raw, dict) or raw.get("kind") != CHECKPOINT_KIND:
         raise CheckpointError(f"{path} is not a checkpoint of this library (cfg.json kind {raw.get('kind') if isinstance(raw, dict) else None!r})")
     fields = SAEConfig.__dataclass_fields__
@@ -190,6 +192,12 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[SAEConfig, dict]:
     if missing:
         raise CheckpointError(f"{cfg_file} lacks {', '.join(missing)}")
     cfg = SAEConfig(**{k: v for k, v in raw.items() if k in fields})
+    bad = [f"{f} = {getattr(cfg, f)!r}" for f in ("d_in", "n_latents", "k", "layer_index")
+           if not isinstance(getattr(cfg, f), int) or isinstance(getattr(cfg, f), bool)]
+    bad += [f"{f} = {getattr(cfg, f)!r}" for f in ("d_in", "n_latents", "k") if f"{f} =" not in " ".join(bad) and getattr(cfg, f) <= 0]
+    if bad or not isinstance(cfg.layer, str) or not isinstance(cfg.metrics, dict):
+        raise CheckpointError(f"{cfg_file} is damaged or hand-edited ({', '.join(bad) or 'layer/metrics of the wrong type'}); "
+                              "retrain with `snce train` or restore the file")
     try:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, RuntimeError, ValueError) as exc:

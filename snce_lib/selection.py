@@ -202,13 +202,25 @@ class Selection:
 
     @classmethod
     def load(cls, path: str | os.PathLike, sae: TopKSAE | None = None) -> "Selection":
+        from .io import read_json
+
         try:
-            raw = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise SelectionError(f"cannot read neurons file {path}: {exc}") from exc
+            raw = read_json(path, "neurons file")
+        except (OSError, ValueError) as exc:
+            raise SelectionError(str(exc)) from None
         if raw.get("kind") != "snce-selection":
             raise SelectionError(f"{path} is not a neurons file written by `snce select`")
-        sel = cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
+        neurons = raw.get("neurons")
+        if (not isinstance(neurons, list) or not neurons
+                or not all(isinstance(n, int) and not isinstance(n, bool) for n in neurons)):
+            raise SelectionError(f"neurons file {path}: `neurons` must be a non-empty list of whole numbers, "
+                                 f"got {neurons!r}")
+        if not isinstance(raw.get("sae_fingerprint"), str) or not isinstance(raw.get("options", {}), dict):
+            raise SelectionError(f"neurons file {path} is damaged or hand-edited; select again with `snce select`")
+        try:
+            sel = cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
+        except TypeError as exc:
+            raise SelectionError(f"neurons file {path} is incomplete ({exc}); select again with `snce select`") from None
         if sae is not None:
             sel.check(sae)
         return sel

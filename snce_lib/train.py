@@ -301,18 +301,29 @@ def _load_checkpoint(path: Path, sae, opt, since_fired, fingerprint, device):
 
     from .sae import read_checkpoint
 
+    from safetensors import SafetensorError
+
+    from .io import read_json
+
     try:
-        state = json.loads((path / "state.json").read_text())
+        state = read_json(path / "state.json", "training state")
         cfg, tensors = read_checkpoint(path)
         extra = load_file(str(path / "train_state.safetensors"))
-    except (OSError, json.JSONDecodeError, CheckpointError) as exc:
-        raise CheckpointError(f"cannot resume from {path}: {exc}; delete it to start over") from exc
+        step, history, seconds = int(state["step"]), list(state["history"]), float(state["seconds"])
+        since = extra["since_fired"]
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
+        raise CheckpointError(f"cannot resume from {path}: it is damaged ({str(exc).splitlines()[0]}); "
+                              "delete it to start over") from None
     want = json.loads(json.dumps(fingerprint))
     if state.get("fingerprint") != want:
-        diff = sorted(k for k in want if state.get("fingerprint", {}).get(k) != want[k])
+        diff = sorted(k for k in want if (state.get("fingerprint") or {}).get(k) != want[k])
         raise TrainError(f"{path} was made with other settings ({', '.join(diff)}); choose a new --out or delete it")
-    sae.load_state_dict({k: v.to(device) for k, v in tensors.items()})
-    since_fired.copy_(extra["since_fired"].to(device))
+    try:
+        sae.load_state_dict({k: v.to(device) for k, v in tensors.items()})
+        since_fired.copy_(since.to(device))
+    except RuntimeError as exc:
+        raise CheckpointError(f"cannot resume from {path}: its tensors do not fit ({str(exc).splitlines()[0]}); "
+                              "delete it to start over") from None
     params = list(sae.parameters())
     for i, p in enumerate(params):
         if f"{i}.exp_avg" in extra:
@@ -321,4 +332,4 @@ def _load_checkpoint(path: Path, sae, opt, since_fired, fingerprint, device):
                 "exp_avg": extra[f"{i}.exp_avg"].to(device),
                 "exp_avg_sq": extra[f"{i}.exp_avg_sq"].to(device),
             }
-    return int(state["step"]), list(state["history"]), float(state["seconds"])
+    return step, history, seconds
