@@ -142,7 +142,7 @@ def generate(
     common = {"steps": protocol.steps, "scheduler": type(pipe.scheduler).__name__, "height": h, "width": w,
               "model": model_id or getattr(pipe, "name_or_path", "") or "", "protocol": protocol.name,
               "eraser": eraser.settings if eraser is not None else None}
-    settings = {**common, "protocol": protocol.as_dict(), "prompts": prompts.name, "planned": len(jobs),
+    settings = {**common, "protocol": protocol.as_dict(), "prompts": prompts.name,
                 "files": sorted(j["file"] for j in jobs)}
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
@@ -247,4 +247,4 @@ def planned_images(out_dir: str | os.PathLike) -> int | None:
     from .io import read_json
 
     path = Path(out_dir) / "run.json"
-    return int(read_json(path, "run record").get("planned", 0)) or None if path.exists() else None
+    return len(read_json(path, "run record").get("files", [])) or None if path.exists() else None

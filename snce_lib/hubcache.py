@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-SD14 = "CompVis/stable-diffusion-v1-4"
+from .encoders import SD14
+
 CLIP_B32 = "openai/clip-vit-base-patch32"
 REVISION = "0" * 40  # any 40-hex revision; refs/main points at it
 WIDTH = 32
@@ -33,10 +34,6 @@ SD14_INDEX = {
     "vae": ["diffusers", "AutoencoderKL"],
 }
 LAYERS = 12
-
-
-def snapshot_dir(hf_home: str | os.PathLike, repo_id: str) -> Path:
-    return Path(hf_home) / "hub" / f"models--{repo_id.replace('/', '--')}" / "snapshots" / REVISION
 
 
 def _publish(tmp: Path, hf_home: Path, repo_id: str) -> Path:

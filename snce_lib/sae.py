@@ -192,9 +192,11 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[SAEConfig, dict]:
     if missing:
         raise CheckpointError(f"{cfg_file} lacks {', '.join(missing)}")
     cfg = SAEConfig(**{k: v for k, v in raw.items() if k in fields})
+    def whole(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
     bad = [f"{f} = {getattr(cfg, f)!r}" for f in ("d_in", "n_latents", "k", "layer_index")
-           if not isinstance(getattr(cfg, f), int) or isinstance(getattr(cfg, f), bool)]
-    bad += [f"{f} = {getattr(cfg, f)!r}" for f in ("d_in", "n_latents", "k") if f"{f} =" not in " ".join(bad) and getattr(cfg, f) <= 0]
+           if not whole(getattr(cfg, f)) or (f != "layer_index" and getattr(cfg, f) <= 0)]
     if bad or not isinstance(cfg.layer, str) or not isinstance(cfg.metrics, dict):
         raise CheckpointError(f"{cfg_file} is damaged or hand-edited ({', '.join(bad) or 'layer/metrics of the wrong type'}); "
                               "retrain with `snce train` or restore the file")

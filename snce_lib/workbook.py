@@ -17,11 +17,11 @@ import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from .encoders import SD14
 from .io import atomic_write_json
 from .resources import data_path, run_home
 
 NOTEBOOKS = ["01_train_sae", "02_feature_atlas", "03_neuron_selection", "04_erasure_eval"]
-SD14 = "CompVis/stable-diffusion-v1-4"
 
 
 class MissingStepError(RuntimeError):
