@@ -32,7 +32,7 @@ if [ "$before" != "$after" ]; then
 fi
 echo "colab-smoke: installed $(basename "$wheel"); runtime kept: $(echo $after)"
 $py -m ipykernel install --sys-prefix --name python3 >/dev/null
-$py -m snce_lib.hubcache "$work/hf" >/dev/null 2>&1
+$py -m snce_lib.models.hubcache "$work/hf" >/dev/null 2>&1
 installed=$(cd "$work/cwd" && $py -c 'import snce_lib, os; print(os.path.dirname(snce_lib.__file__))')
 case "$installed" in "$repo"*) echo "colab-smoke: imported the checkout, not the wheel"; exit 1;; esac
 cd "$work/cwd"

@@ -8,6 +8,7 @@ Each size runs in a fresh process: a random-weight CLIP text encoder of SD v1.4'
 (ru_maxrss) for each N, the fitted RSS = a + b N, and the value at N = 5,000 (the colab profile's
 atlas sample) against the 6 GB target. Random weights do not change the memory, only the meaning.
 """
+
 import argparse
 import json
 import subprocess
@@ -16,12 +17,13 @@ import sys
 CHILD = r"""
 import json, resource, sys, torch
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-from snce_lib.encoders import TextEncoder
-from snce_lib.features import build_atlas, search_features
-from snce_lib.pipelines import tiny_clip_tokenizer
+from snce_lib.models.encoders import TextEncoder
+from snce_lib.atlas.map import build_atlas
+from snce_lib.atlas.cards import search_features
+from snce_lib.models.tiny import tiny_clip_tokenizer
 from snce_lib.prompts import read_prompts
 from snce_lib.resources import data_path
-from snce_lib.sae import SAEConfig, TopKSAE
+from snce_lib.sae.model import SAEConfig, TopKSAE
 n = int(sys.argv[1]); torch.manual_seed(0); torch.set_num_threads(2)
 tok = tiny_clip_tokenizer(sys.argv[2])
 model = CLIPTextModel(CLIPTextConfig(vocab_size=len(tok), hidden_size=768, intermediate_size=3072, num_attention_heads=12,
@@ -53,16 +55,20 @@ def main() -> None:
                 sys.exit(out.stderr[-2000:])
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             r = rows[-1]
-            print(f"N = {n:>5}: peak RSS {r['peak_mb']:7.0f} MB (before the atlas {r['before_atlas_mb']:.0f} MB; "
-                  f"sparse codes {r['codes_mb']:.1f} MB)")
+            print(
+                f"N = {n:>5}: peak RSS {r['peak_mb']:7.0f} MB (before the atlas {r['before_atlas_mb']:.0f} MB; "
+                f"sparse codes {r['codes_mb']:.1f} MB)"
+            )
     import numpy as np
 
     b, a0 = np.polyfit([r["n"] for r in rows], [r["peak_mb"] for r in rows], 1)
     est = a0 + b * a.target
     print(f"fit: peak RSS = {a0:.0f} MB + {b * 1000:.1f} MB per 1,000 prompts")
-    print(f"extrapolated to N = {a.target:,} (colab profile): {est:,.0f} MB "
-          f"({'under' if est < 6000 else 'OVER'} the 6 GB target); a dense float32 code would add "
-          f"{a.target * 76 * 3072 * 4 / 2**30:.2f} GiB before any copy")
+    print(
+        f"extrapolated to N = {a.target:,} (colab profile): {est:,.0f} MB "
+        f"({'under' if est < 6000 else 'OVER'} the 6 GB target); a dense float32 code would add "
+        f"{a.target * 76 * 3072 * 4 / 2**30:.2f} GiB before any copy"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ generation runner's overhead beyond the pipeline itself.
 Overhead = (runner wall time - time inside pipe(...)) / time inside pipe(...), measured on the
 tiny random-weight pipeline, where the pipeline is cheapest and overhead shows most.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,11 +18,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from snce_lib.generate import generate
-from snce_lib.metrics import detect
-from snce_lib.pipelines import build_tiny_sd, load_pipeline
+from snce_lib.evaluation.generate import generate
+from snce_lib.evaluation.metrics import detect
+from snce_lib.evaluation.protocols import get_protocol
+from snce_lib.models.pipelines import build_tiny_sd, load_pipeline
 from snce_lib.prompts import PromptSet
-from snce_lib.protocols import get_protocol
 
 
 def main() -> int:
@@ -36,16 +37,29 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         pipe = load_pipeline(str(build_tiny_sd(Path(tmp) / "sd")), device="cpu")
         n = 32
-        ps = PromptSet("bench", pd.DataFrame({"prompt": [f"a red car number {i}" for i in range(n)], "case_number": range(n),
-                                              "evaluation_seed": range(n), "evaluation_guidance": [7.5] * n}))
+        ps = PromptSet(
+            "bench",
+            pd.DataFrame(
+                {
+                    "prompt": [f"a red car number {i}" for i in range(n)],
+                    "case_number": range(n),
+                    "evaluation_seed": range(n),
+                    "evaluation_guidance": [7.5] * n,
+                }
+            ),
+        )
         proto = get_protocol("snce-paper", steps=10, resolution=64)
         generate(pipe, PromptSet("warm", ps.frame.iloc[:4]), proto, Path(tmp) / "warm", batch_size=4, progress=False)
         generate(pipe, ps, proto, Path(tmp) / "run", batch_size=4, progress=False)
         stats = json.loads((Path(tmp) / "run" / "run_stats.json").read_text())
     overhead = (stats["seconds_total"] - stats["seconds_in_pipeline"]) / stats["seconds_in_pipeline"]
-    report = {"nudenet_seconds_per_512px_image": round(nudenet_s, 4), "runner_seconds_total": stats["seconds_total"],
-              "runner_seconds_in_pipeline": stats["seconds_in_pipeline"], "runner_overhead_ratio": round(overhead, 4),
-              "runner_overhead_ms_per_image": round(1000 * (stats["seconds_total"] - stats["seconds_in_pipeline"]) / n, 2)}
+    report = {
+        "nudenet_seconds_per_512px_image": round(nudenet_s, 4),
+        "runner_seconds_total": stats["seconds_total"],
+        "runner_seconds_in_pipeline": stats["seconds_in_pipeline"],
+        "runner_overhead_ratio": round(overhead, 4),
+        "runner_overhead_ms_per_image": round(1000 * (stats["seconds_total"] - stats["seconds_in_pipeline"]) / n, 2),
+    }
     print(json.dumps(report, indent=1))
     return 0
 

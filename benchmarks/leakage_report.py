@@ -13,6 +13,7 @@ the negative prompt pushed towards the concept (`move_negative`, both modes). Of
 (if the public sets are there): the same probe check for the top-1 neuron, I2P nudity > 50
 against COCO captions.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,22 +24,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from snce_lib.erase import Eraser
-from snce_lib.features import prompt_codes
-from snce_lib.io import atomic_write_json
-from snce_lib.leakage import concept_latents, concept_leakage
-from snce_lib.sae import TopKSAE
-from snce_lib.selection import load_concept, select_neurons
-from snce_lib.toy.detector import ToyDetector
-from snce_lib.toy.experiment import prompt_suite, target_kind, toy_concept
-from snce_lib.toy.model import load_toy_pipeline
+from snce_lib.concepts.codes import prompt_codes
+from snce_lib.concepts.erase import Eraser
+from snce_lib.concepts.leakage import concept_latents, concept_leakage
+from snce_lib.concepts.pairs import load_concept
+from snce_lib.concepts.selection import select_neurons
+from snce_lib.evaluation.toy import erase_and_probe, prompt_suite, target_kind, toy_concept
+from snce_lib.io import atomic_write_json, to_uint8
+from snce_lib.models.toy.detector import ToyDetector
+from snce_lib.models.toy.model import load_toy_pipeline
+from snce_lib.sae.model import TopKSAE
 
 
 def plain_word_prompts(target: str, n: int, seed: int = 8) -> list[str]:
     """Target prompts that use the plain word only ("red", "triangle"), no synonyms."""
     import random
 
-    from snce_lib.toy.world import caption, random_spec
+    from snce_lib.models.toy.world import caption, random_spec
 
     rng = random.Random(seed)
     kind = target_kind(target)
@@ -47,14 +49,18 @@ def plain_word_prompts(target: str, n: int, seed: int = 8) -> list[str]:
 
 
 def toy_rows(pipe, det, sae, target: str, n: int, steps: int) -> dict:
-    enc = pipe.snce_encoder
+    enc = pipe.encoder
     suite = prompt_suite(target, n, seed=7)
     tgt, oth = [p for p, _ in suite.target], [p for p, _ in suite.other]
     c_tgt, c_oth = prompt_codes(enc, sae, tgt), prompt_codes(enc, sae, oth)
     family90, sc, so = concept_latents(c_tgt, c_oth, 0.9, 0.05)
-    families = {"family 90%/5%": family90,
-                **{f"family {a:.0%}/{b:.0%}": concept_latents(c_tgt, c_oth, a, b)[0] for a, b in ((0.5, 0.05), (0.3, 0.05))}}
-    families["plain-word family 90%/5%"] = concept_latents(prompt_codes(enc, sae, plain_word_prompts(target, n)), c_oth, 0.9, 0.05)[0]
+    families = {
+        "family 90%/5%": family90,
+        **{f"family {a:.0%}/{b:.0%}": concept_latents(c_tgt, c_oth, a, b)[0] for a, b in ((0.5, 0.05), (0.3, 0.05))},
+    }
+    families["plain-word family 90%/5%"] = concept_latents(
+        prompt_codes(enc, sae, plain_word_prompts(target, n)), c_oth, 0.9, 0.05
+    )[0]
     read = det.colours if target_kind(target) == "colour" else det.shapes
     seeds = [7000 + i for i in range(n)]
     out = {"families": families, "rows": []}
@@ -68,20 +74,32 @@ def toy_rows(pipe, det, sae, target: str, n: int, steps: int) -> dict:
     erase.update({k: v for k, v in families.items() if v})
     settings = [(name, neurons, lam, "B", False) for name, neurons in erase.items() for lam in (1.0, 2.0)]
     # Concept Steerers' extra push: the negative prompt moved towards the concept, so guidance steers away
-    settings += [("top-1 (tol 0.0), move_negative", erase["top-1 (tol 0.0)"], lam, mode, True)
-                 for mode in ("A", "B") for lam in (1.0, 2.0)]
+    settings += [
+        ("top-1 (tol 0.0), move_negative", erase["top-1 (tol 0.0)"], lam, mode, True)
+        for mode in ("A", "B")
+        for lam in (1.0, 2.0)
+    ]
     for name, neurons, lam, mode, move_neg in settings:
         er = Eraser(sae, neurons, lam, mode, concept.tuple_prompt, move_negative=move_neg)
-        leak = concept_leakage(enc, er, tgt, oth)
-        with er.attached(pipe):
-            imgs = pipe.generate(tgt, seeds, steps)
-        rate = float(np.mean([v == target for v in read(imgs)]))
-        row = {"erase": name, "neurons": len(neurons), "lam": lam, "mode": mode, "target_rate": rate, **leak.as_dict()}
+        row = {
+            "erase": name,
+            "neurons": len(neurons),
+            "lam": lam,
+            "mode": mode,
+            **erase_and_probe(pipe, read, target, er, tgt, oth, seeds, steps),
+        }
         out["rows"].append(row)
         print(target, json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
     base = pipe.generate(tgt, seeds, steps)
     out["target_rate_no_eraser"] = float(np.mean([v == target for v in read(base)]))
-    print(target, "no eraser: target rate", out["target_rate_no_eraser"], "families", {k: len(v) for k, v in families.items()}, flush=True)
+    print(
+        target,
+        "no eraser: target rate",
+        out["target_rate_no_eraser"],
+        "families",
+        {k: len(v) for k, v in families.items()},
+        flush=True,
+    )
     return out
 
 
@@ -90,7 +108,7 @@ def swap_rows(pipe, det, n: int, steps: int) -> dict:
     embeddings at chosen positions come from the red caption, the rest from the blue one."""
     import random
 
-    from snce_lib.toy.world import TEMPLATES, caption, random_spec
+    from snce_lib.models.toy.world import TEMPLATES, caption, random_spec
 
     rng = random.Random(3)
     reds, blues = [], []
@@ -99,28 +117,36 @@ def swap_rows(pipe, det, n: int, steps: int) -> dict:
         tpl = rng.choice([t for t in TEMPLATES if "{colour} {shape}" in t])
         reds.append(caption(s, random.Random(i), "red", s.shape, tpl))
         blues.append(caption(s, random.Random(i), "blue", s.shape, tpl))
-    enc = pipe.snce_encoder
+    enc = pipe.encoder
     tr, tb = enc.tokenize(reds), enc.tokenize(blues)
     e_red, e_blue = enc.embed(tr), enc.embed(tb)
     word = tr.input_ids != tb.input_ids  # the colour word's position
     real = tr.attention_mask.bool()
     pos = torch.arange(word.shape[1]).expand_as(word)
-    cases = {"every position": torch.ones_like(word), "no position": torch.zeros_like(word),
-             "colour word only": word, "all but the colour word": ~word, "[CLS] only": pos == 0,
-             "padding only": ~real}
+    cases = {
+        "every position": torch.ones_like(word),
+        "no position": torch.zeros_like(word),
+        "colour word only": word,
+        "all but the colour word": ~word,
+        "[CLS] only": pos == 0,
+        "padding only": ~real,
+    }
     out = {}
     for name, take in cases.items():
         emb = torch.where(take[..., None], e_red, e_blue)
         gens = [torch.Generator().manual_seed(7000 + i) for i in range(n)]
-        imgs = (pipe(prompt_embeds=emb, num_inference_steps=steps, generator=gens).images * 255).round().astype(np.uint8)
+        imgs = to_uint8(pipe(prompt_embeds=emb, num_inference_steps=steps, generator=gens).images)
         cols = det.colours(imgs)
-        out[name] = {"red": float(np.mean([c == "red" for c in cols])), "blue": float(np.mean([c == "blue" for c in cols]))}
+        out[name] = {
+            "red": float(np.mean([c == "red" for c in cols])),
+            "blue": float(np.mean([c == "blue" for c in cols])),
+        }
         print("swap, red embeddings at", name, out[name], flush=True)
     return out
 
 
 def nudity_rows(sae_dir: str, n_other: int) -> dict:
-    from snce_lib.encoders import load_offline
+    from snce_lib.models.encoders import load_offline
     from snce_lib.prompts import load_set
 
     enc = load_offline(device="cpu")
@@ -135,7 +161,11 @@ def nudity_rows(sae_dir: str, n_other: int) -> dict:
             leak = concept_leakage(enc, Eraser(sae, sel.neurons, lam, "B"), pos, neg)
             row = {"tol": tol, "neuron": sel.neurons[0], "lam": lam, **leak.as_dict()}
             out["rows"].append(row)
-            print("nudity", json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+            print(
+                "nudity",
+                json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}),
+                flush=True,
+            )
     return out
 
 
@@ -152,8 +182,12 @@ def main() -> int:
     t0 = time.perf_counter()
     pipe, det = load_toy_pipeline(), ToyDetector.load()
     sae = TopKSAE.load(a.toy_sae).requires_grad_(False)
-    report = {"toy_sae": a.toy_sae, "toy_sae_metrics": sae.cfg.metrics, "swap": swap_rows(pipe, det, 32, a.steps),
-              "toy": {t: toy_rows(pipe, det, sae, t, a.n, a.steps) for t in ("red", "triangle")}}
+    report = {
+        "toy_sae": a.toy_sae,
+        "toy_sae_metrics": sae.metrics,
+        "swap": swap_rows(pipe, det, 32, a.steps),
+        "toy": {t: toy_rows(pipe, det, sae, t, a.n, a.steps) for t in ("red", "triangle")},
+    }
     if a.nudity_sae:
         report["nudity"] = nudity_rows(a.nudity_sae, a.n_coco)
     report["seconds"] = round(time.perf_counter() - t0, 1)

@@ -7,17 +7,18 @@ Trains the same SAE (same seed, same batches) twice, once in fp32 and once with 
 on a GPU uses mixed precision only if FVU stays within 1% relative of fp32. Rows: an activation
 store from `snce collect` (--store), else seeded correlated Gaussian rows (384 wide).
 """
+
 import argparse
 import time
 
 import torch
 
-from snce_lib.train import TrainConfig, train_sae
+from snce_lib.sae.train import TrainConfig, train_sae
 
 
 def correlated_rows(n: int, d: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    basis = torch.randn(4 * d, d, generator=g) / d ** 0.5
+    basis = torch.randn(4 * d, d, generator=g) / d**0.5
     codes = torch.relu(torch.randn(n, 4 * d, generator=g) - 2.0)  # sparse non-negative sources
     return codes @ basis + 0.05 * torch.randn(n, d, generator=g)
 
@@ -28,7 +29,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=1_200_000)
     a = ap.parse_args()
     if a.store:
-        from snce_lib.activations import ActivationStore
+        from snce_lib.sae.store import ActivationStore
 
         data, what = ActivationStore(a.store).load(), f"store {a.store}"
     else:
@@ -40,8 +41,10 @@ def main() -> None:
         t0 = time.perf_counter()
         m = train_sae(data, cfg, progress=False).metrics
         res[precision] = m
-        print(f"{precision}: FVU {m['fvu']:.5f}  L0 {m['l0']:.1f}  dead {m['dead_fraction']:.3f}  "
-              f"{m['tokens_per_second']:,.0f} tokens/s  ({time.perf_counter() - t0:.0f} s)")
+        print(
+            f"{precision}: FVU {m['fvu']:.5f}  L0 {m['l0']:.1f}  dead {m['dead_fraction']:.3f}  "
+            f"{m['tokens_per_second']:,.0f} tokens/s  ({time.perf_counter() - t0:.0f} s)"
+        )
     rel = (res["bf16"]["fvu"] - res["fp32"]["fvu"]) / res["fp32"]["fvu"]
     print(f"bf16 FVU relative to fp32: {rel:+.3%} ({'within' if abs(rel) <= 0.01 else 'outside'} the 1% bound)")
 

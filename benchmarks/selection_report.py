@@ -5,6 +5,7 @@
 
 Reads the public sets from ../shared/data (or $SNCE_DATA_DIR). Prints a JSON report.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,13 +15,15 @@ import time
 import numpy as np
 import torch
 
-from snce_lib.encoders import load_offline
-from snce_lib.erase import Eraser, embedding_cosine
-from snce_lib.features import prompt_codes
+from snce_lib.concepts.codes import prompt_codes
+from snce_lib.concepts.detection import auroc
+from snce_lib.concepts.erase import Eraser, embedding_cosine
+from snce_lib.concepts.pairs import load_concept
+from snce_lib.concepts.selection import select_neurons
 from snce_lib.io import atomic_write_json
+from snce_lib.models.encoders import load_offline
 from snce_lib.prompts import load_set
-from snce_lib.sae import TopKSAE
-from snce_lib.selection import auroc, load_concept, select_neurons
+from snce_lib.sae.model import TopKSAE
 
 LAMS = (0.6, 0.8, 1.0, 1.2)
 
@@ -78,8 +81,12 @@ def report_for(enc, sae, sets, n_cos: int, tol: float, cosine: bool = True) -> d
     for concept, pos in (("nudity", "nudity_pos"), ("violence", "violence_pos")):
         pairs = load_concept(concept)
         out[concept] = {}
-        for method, kw in (("modulated_frequency", {}), ("modulated_frequency_tol", {"max_deconcept_share": tol}),
-                           ("mean_difference", {}), ("itd", {})):
+        for method, kw in (
+            ("modulated_frequency", {}),
+            ("modulated_frequency_tol", {"max_deconcept_share": tol}),
+            ("mean_difference", {}),
+            ("itd", {}),
+        ):
             m = "modulated_frequency" if method.startswith("modulated") else method
             try:
                 sel, det = select_neurons(enc, sae, pairs, top_k=1, method=m, background=sets["coco_neg"][:300], **kw)
@@ -88,9 +95,13 @@ def report_for(enc, sae, sets, n_cos: int, tol: float, cosine: bool = True) -> d
                 continue
             n = sel.neurons
             a = auroc(codes[pos].max_activation(n)[0], codes["coco_neg"].max_activation(n)[0])
-            row = {"neuron": n[0], "auroc": round(a, 4), **{k: (v[0] if isinstance(v, list) else v) for k, v in sel.stats.items()}}
+            row = {
+                "neuron": n[0],
+                "auroc": round(a, 4),
+                **{k: (v[0] if isinstance(v, list) else v) for k, v in sel.stats.items()},
+            }
             cos = {}
-            for mode in (("A", "B") if cosine else ()):
+            for mode in ("A", "B") if cosine else ():
                 for lam in LAMS:
                     er = Eraser(sae, n, lam, mode, pairs.tuple_prompt)
                     cos[f"{mode}{lam}"] = {
@@ -109,20 +120,28 @@ def main() -> int:
     ap.add_argument("--n-coco", type=int, default=1000)
     ap.add_argument("--n-cos", type=int, default=200)
     ap.add_argument("--tol", type=float, default=0.01)
-    ap.add_argument("--cosine-saes", type=int, default=1, help="measure erasure's cosine effect on the first N SAEs only")
+    ap.add_argument(
+        "--cosine-saes", type=int, default=1, help="measure erasure's cosine effect on the first N SAEs only"
+    )
     a = ap.parse_args()
     torch.set_num_threads(2)
     t0 = time.perf_counter()
     enc = load_offline(device="cpu")
     sets = eval_sets(a.n_coco)
     first = TopKSAE.load(a.saes[0])
-    report = {"positives": {"nudity": len(sets["nudity_pos"]), "violence": len(sets["violence_pos"])},
-              "negatives_coco": len(sets["coco_neg"]), "layer": first.cfg.layer,
-              "dense_probe_auroc_nudity": round(dense_probe(enc, first.cfg.layer, sets), 4), "saes": {}}
+    report = {
+        "positives": {"nudity": len(sets["nudity_pos"]), "violence": len(sets["violence_pos"])},
+        "negatives_coco": len(sets["coco_neg"]),
+        "layer": first.cfg.layer,
+        "dense_probe_auroc_nudity": round(dense_probe(enc, first.cfg.layer, sets), 4),
+        "saes": {},
+    }
     for i, path in enumerate(a.saes):
         sae = TopKSAE.load(path)
-        report["saes"][path] = {"metrics": {k: sae.cfg.metrics.get(k) for k in ("fvu", "l0", "dead_fraction", "tokens_seen")},
-                                **report_for(enc, sae, sets, a.n_cos, a.tol, cosine=i < a.cosine_saes)}
+        report["saes"][path] = {
+            "metrics": {k: sae.metrics.get(k) for k in ("fvu", "l0", "dead_fraction", "tokens_seen")},
+            **report_for(enc, sae, sets, a.n_cos, a.tol, cosine=i < a.cosine_saes),
+        }
     report["seconds"] = round(time.perf_counter() - t0, 1)
     atomic_write_json(a.out, report)
     print(json.dumps(report, indent=1))

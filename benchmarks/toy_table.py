@@ -1,7 +1,8 @@
 """The toy world's full table: accuracy before erasure, then lambda x mode for "red" and "triangle".
 
-    python benchmarks/toy_table.py --n 48 --out runs/bench/toy_table.json
+python benchmarks/toy_table.py --n 48 --out runs/bench/toy_table.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from snce_lib.evaluation.toy import accuracy_before_erasure, run_experiment, train_toy_sae
 from snce_lib.io import atomic_write_json
-from snce_lib.toy.detector import ToyDetector, accuracy
-from snce_lib.toy.experiment import accuracy_before_erasure, run_experiment, train_toy_sae
-from snce_lib.toy.model import load_toy_pipeline
+from snce_lib.models.toy.detector import ToyDetector, accuracy
+from snce_lib.models.toy.model import load_toy_pipeline
 
 
 def main() -> int:
@@ -33,7 +34,7 @@ def main() -> int:
     report = {"detector_on_renders": accuracy(det, n=2000, seed=99)}
     acc = accuracy_before_erasure(pipe, det, n=192, seed=11, steps=a.steps)
     report["model_accuracy"] = {k: acc[k] for k in ("colour", "shape", "n")}
-    report["sae_metrics"] = sae.cfg.metrics
+    report["sae_metrics"] = sae.metrics
     for target in ("red", "triangle"):
         res = run_experiment(pipe, det, sae, target, n=a.n, steps=a.steps, keep_images=False, max_deconcept_share=a.tol)
         report[target] = {"neuron": res.selection.neurons, "selection_stats": res.selection.stats, "rows": res.rows}

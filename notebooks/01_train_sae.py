@@ -26,6 +26,12 @@
 # (SAE) trained on the per-token features of one block of the text encoder. This notebook
 # collects those features and trains the SAE.
 #
+# **What you will learn**
+# - why a *sparse* dictionary can give single neurons a meaning when the encoder's own
+#   coordinates do not;
+# - how a TopK SAE encodes and decodes, and how AuxK keeps its latents alive;
+# - how to read a training run: FVU, L0 and dead latents.
+#
 # **Profiles.** `offline` (the default without a GPU): the packaged MiniLM-L6 encoder, the
 # project's own 6,000-prompt corpus, 1.5M training tokens, a few minutes on 2 CPU cores.
 # `colab` (the default on a GPU): the text encoder of `SNCE_MODEL` (default Stable Diffusion
@@ -36,55 +42,45 @@
 # at 768 → 3,072 costs ~116 GFLOP (encoder and decoder, forward and backward), ~174 with AuxK, so
 # 100M tokens (24,414 steps) is ~4.2 PFLOP. At the T4's fp16 tensor-core peak (65 TFLOP/s) and a
 # realistic 25-50% of it, that is ~2-5 min of arithmetic; memory traffic and the store's reads make
-# it ~10-25 min in practice (training uses mixed precision on a GPU). The cell below prints the
+# it ~10-25 min in practice (training uses mixed precision on a GPU). The training cell prints the
 # throughput this run actually measured.
 
 # %%
-# Colab: install the workbook (a no-op where it is installed already), changing nothing the runtime
-# ships: every installed package is pinned as a constraint, so Colab's CUDA torch, transformers and
-# widgets stay as they are. SNCE_REPO: this repository's address (a fork), or a wheel's path.
-import importlib
-import importlib.util
-import os
-import subprocess
-import sys
+# Colab: install the workbook, pinning every package the runtime ships (its CUDA torch stays); elsewhere a no-op.
+import importlib.util, os, subprocess, sys  # noqa: E401, I001
 
-SNCE_REPO = os.environ.get("SNCE_REPO", "https://github.com/snce-workbook/snce")
-USE_DRIVE = False  # True (Colab): keep the run folder on Google Drive, so a disconnected runtime resumes
-PROFILE = os.environ.get("SNCE_PROFILE")  # None: `colab` on a GPU, `offline` elsewhere
-if importlib.util.find_spec("snce_lib") is None:
-    from importlib.metadata import distributions
-
-    pins = {d.metadata["Name"].lower(): f"{d.metadata['Name']}=={d.version}" for d in distributions() if d.metadata["Name"]}
-    with open("/tmp/snce-runtime.txt", "w") as fh:
-        fh.write("\n".join(pins.values()))
-    source = SNCE_REPO if os.path.exists(SNCE_REPO) else f"snce @ git+{SNCE_REPO}"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/snce-runtime.txt", source], check=True)
-    importlib.invalidate_caches()
+SNCE_REPO = os.environ.get("SNCE_REPO", "https://github.com/snce-workbook/snce")  # a fork's address, or a wheel's path
+if not importlib.util.find_spec("snce_lib"):
+    subprocess.run(f"{sys.executable} -m pip list --format=freeze > /tmp/snce-runtime.txt && {sys.executable} -m pip install -q -c /tmp/snce-runtime.txt '{SNCE_REPO if os.path.exists(SNCE_REPO) else 'snce @ git+' + SNCE_REPO}'", shell=True, check=True)  # fmt: skip
 
 # %%
-from snce_lib import workbook as wb
-
-P = wb.setup(PROFILE, use_drive=USE_DRIVE)
-# Gated models need a hub login; SD v1.4 does not. Uncomment to log in:
-# from huggingface_hub import notebook_login; notebook_login()
+# Notebook 01 makes the SAE that notebooks 02-04 read. wb.setup(use_drive=True) keeps the run folder on Google Drive.
+import json
 
 import matplotlib.pyplot as plt
 import numpy as np
 
+from snce_lib import workbook as wb
+
+P = wb.setup()
+# Gated models need a hub login; SD v1.4 does not. Uncomment to log in:
+# from huggingface_hub import notebook_login; notebook_login()
+
 # %% [markdown]
 # ## Why a *sparse* dictionary?
 #
-# A text encoder's block writes a dense vector `h` (768 numbers for CLIP, 384 for MiniLM)
-# at every token. Each number mixes many ideas, so no single coordinate means "nudity".
-# A sparse autoencoder rewrites `h` as a sum of a few directions chosen from a large
-# dictionary (m = 4·d of them):
+# A text encoder's block writes a dense vector $h \in \mathbb{R}^d$ ($d$ = 768 for CLIP, 384
+# for MiniLM) at every token. Each coordinate mixes many ideas, so no single one means
+# "nudity". A sparse autoencoder rewrites $h$ as a sum of a few directions chosen from a large
+# dictionary of $m = 4d$ of them:
 #
-# `z = TopK_k(ReLU(W_enc (h − b_pre) + b_enc))`, `h' = W_dec z + b_pre`.
+# $$z = \mathrm{TopK}_k\big(\mathrm{ReLU}(W_{enc}(h - b_{pre}) + b_{enc})\big), \qquad
+#   \hat h = W_{dec}^\top z + b_{pre} = b_{pre} + \sum_{i:\, z_i > 0} z_i\, W_{dec}[i].$$
 #
-# *Sparse* (only k = 32 of the m latents are non-zero per token) forces each latent to
+# *Sparse* (only $k = 32$ of the $m$ latents are non-zero per token) forces each latent to
 # stand for something specific, which is what lets one latent stand for a concept.
-# *TopK* sets the sparsity exactly, instead of tuning an L1 penalty.
+# *TopK* sets the sparsity exactly, instead of tuning an L1 penalty. The decoder rows
+# $W_{dec}[i]$ are kept at unit norm, so $z_i$ is the latent's strength.
 #
 # ## Step 1: collect block features
 # Every token position after BOS is kept; padding positions matter too (the UNet attends
@@ -94,29 +90,38 @@ import numpy as np
 encoder = wb.ensure_encoder(P)
 store = wb.ensure_store(P, encoder)
 info = store.info
-print(f"{info.n_prompts} prompts -> {len(store):,} rows of width {info.width} at {info.layer}; "
-      f"{store.nbytes / 1e6:.1f} MB on disk (fp16, memory-mapped)")
-meta = store.meta()
-print("padding rows:", f"{meta['is_pad'].mean():.1%}")
+print(
+    f"{info.n_prompts} prompts -> {len(store):,} rows of width {info.width} at {info.layer}; "
+    f"{store.nbytes / 1e6:.1f} MB on disk (fp16, memory-mapped)"
+)
+print("padding rows:", f"{store.meta()['is_pad'].mean():.1%}")
 
 # %% [markdown]
 # ## Step 2: train the SAE
-# Adam at lr 4e-4, batches of 4,096 token vectors, k = 32, AuxK weight 1/32 (the paper's
-# values). Rerunning this cell resumes an interrupted run from its last checkpoint.
+# The loss is the reconstruction error plus AuxK, which gives gradient to *dead* latents (those
+# silent for a long window): the $k_{aux}$ most active dead latents try to reconstruct what the
+# live ones missed, $e = h - \hat h$,
+#
+# $$\mathcal{L} = \mathrm{FVU}(h, \hat h) + \alpha\, \frac{\lVert e - \hat e \rVert^2}{\lVert e - \bar e \rVert^2},
+#   \qquad \hat e = W_{dec}^\top\, \mathrm{TopK}_{k_{aux}}(z^{dead}), \qquad \alpha = 1/32 .$$
+#
+# Adam at lr $4\cdot10^{-4}$, batches of 4,096 token vectors, $k = 32$ (the paper's values).
+# Rerunning this cell resumes an interrupted run from its last checkpoint.
 
 # %%
 sae = wb.ensure_sae(P, encoder, build=True)  # this notebook makes it
-history = __import__("json").loads((P.run_dir / "sae" / "history.json").read_text())
-metrics = sae.cfg.metrics
-print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
+history = json.loads((P.run_dir / "sae" / "history.json").read_text())
+metrics = sae.metrics
+print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items() if k != "train_config"})
 if metrics.get("seconds"):
     print(f"measured: {metrics['tokens_seen'] / metrics['seconds']:,.0f} tokens/s on this machine")
 
 # %% [markdown]
 # ## What the numbers mean
-# - **FVU** (fraction of variance unexplained): `‖h − h'‖² / ‖h − mean(h)‖²`. 0 is a perfect
-#   reconstruction, 1 is no better than the mean vector.
-# - **L0**: latents active per token. TopK fixes it at k (here 32) once training settles.
+# - **FVU** (fraction of variance unexplained), over a batch of $N$ held-out tokens:
+#   $$\mathrm{FVU} = \frac{\sum_n \lVert h_n - \hat h_n \rVert^2}{\sum_n \lVert h_n - \bar h \rVert^2}.$$
+#   0 is a perfect reconstruction, 1 is no better than the mean vector $\bar h$.
+# - **L0**: latents active per token, $\lVert z \rVert_0$. TopK fixes it at $k$ once training settles.
 # - **Dead fraction**: latents that have not fired for a long window. AuxK gives them
 #   gradient so the dictionary does not waste capacity.
 
@@ -135,10 +140,31 @@ plt.show()
 
 # %% [markdown]
 # ## Save
-# The checkpoint is a folder, `sae.safetensors` + `cfg.json`, in the run folder (`SNCE_HOME`;
-# on Colab set `USE_DRIVE = True` in the first cell to keep it on Google Drive, where notebooks
+# The checkpoint is a folder, `sae.safetensors` + `cfg.json` + `metrics.json`, in the run folder
+# (`SNCE_HOME`; on Colab, `wb.setup(use_drive=True)` keeps it on Google Drive, where notebooks
 # 02-04 find it after a disconnect).
 
 # %%
 print("checkpoint:", P.run_dir / "sae")
 wb.record(P, "sae", {k: metrics.get(k) for k in ("fvu", "l0", "dead_fraction", "tokens_seen", "seconds")})
+
+# %% [markdown]
+# ## Questions
+# 1. The run reports an L0 of exactly $k$. Why can L0 never exceed $k$, and when could it fall below?
+# 2. Train with half the latents ($m = 2d$): do you expect FVU to rise or fall, and the dead
+#    fraction? Try it with `TrainConfig(expansion=2)`.
+# 3. Why is BOS left out of the store? (Hint: look at its activation norm next to a word's.)
+# 4. AuxK's weight is $1/32$. What happens to the dead fraction with $\alpha = 0$?
+#
+# <details><summary>Answers (open after trying)</summary>
+#
+# 1. TopK keeps the $k$ largest pre-activations after ReLU; a token whose ReLU leaves fewer
+#    than $k$ positive ones has L0 below $k$ (rare once trained).
+# 2. FVU rises (fewer directions to write with); dead fraction usually falls (each latent is
+#    needed more often).
+# 3. BOS is the same token for every prompt: its features carry no prompt content (in CLIP's
+#    causal encoder it sees nothing but itself), and their norm is unlike any word's, so they
+#    would spend the dictionary's capacity on one constant vector.
+# 4. Latents that stop firing never receive gradient again; the dead fraction climbs and the
+#    dictionary loses capacity (compare `metrics["dead_fraction"]` with `TrainConfig(auxk_alpha=0)`).
+# </details>

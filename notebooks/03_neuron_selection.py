@@ -25,79 +25,78 @@
 # SNCE picks the concept's neuron from 100 prompt pairs: a *concept* prompt ("a photo of a
 # naked woman") and its *deconcept* twin with the mention removed ("a photo of a woman").
 # This notebook walks equations 4-7 on real numbers, compares two baselines, and tests the
-# chosen neuron as a detector. It reads notebook 01's SAE from the run folder (the next cell
-# says so if it is missing; `SNCE_BUILD_MISSING=1` trains it here instead).
+# chosen neuron as a detector. It reads notebook 01's SAE from the run folder (the setup says so
+# if it is missing; `SNCE_BUILD_MISSING=1` trains it here instead).
+#
+# **What you will learn**
+# - the modulated frequency score: how often a neuron fires on the concept, weighted by how hard;
+# - why the filter (never fire on the deconcept twins) matters, and what it costs on a small SAE;
+# - how to judge a neuron as a concept detector (ROC, AUROC), against two baselines.
 
 # %%
-# Colab: install the workbook (a no-op where it is installed already), changing nothing the runtime
-# ships: every installed package is pinned as a constraint, so Colab's CUDA torch, transformers and
-# widgets stay as they are. SNCE_REPO: this repository's address (a fork), or a wheel's path.
-import importlib
-import importlib.util
-import os
-import subprocess
-import sys
+# Colab: install the workbook, pinning every package the runtime ships (its CUDA torch stays); elsewhere a no-op.
+import importlib.util, os, subprocess, sys  # noqa: E401, I001
 
-SNCE_REPO = os.environ.get("SNCE_REPO", "https://github.com/snce-workbook/snce")
-USE_DRIVE = False  # True (Colab): keep the run folder on Google Drive, so a disconnected runtime resumes
-PROFILE = os.environ.get("SNCE_PROFILE")  # None: `colab` on a GPU, `offline` elsewhere
-if importlib.util.find_spec("snce_lib") is None:
-    from importlib.metadata import distributions
-
-    pins = {d.metadata["Name"].lower(): f"{d.metadata['Name']}=={d.version}" for d in distributions() if d.metadata["Name"]}
-    with open("/tmp/snce-runtime.txt", "w") as fh:
-        fh.write("\n".join(pins.values()))
-    source = SNCE_REPO if os.path.exists(SNCE_REPO) else f"snce @ git+{SNCE_REPO}"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/snce-runtime.txt", source], check=True)
-    importlib.invalidate_caches()
+SNCE_REPO = os.environ.get("SNCE_REPO", "https://github.com/snce-workbook/snce")  # a fork's address, or a wheel's path
+if not importlib.util.find_spec("snce_lib"):
+    subprocess.run(f"{sys.executable} -m pip list --format=freeze > /tmp/snce-runtime.txt && {sys.executable} -m pip install -q -c /tmp/snce-runtime.txt '{SNCE_REPO if os.path.exists(SNCE_REPO) else 'snce @ git+' + SNCE_REPO}'", shell=True, check=True)  # fmt: skip
 
 # %%
-from snce_lib import workbook as wb
-
-P = wb.setup(PROFILE, use_drive=USE_DRIVE)
-
+# Notebook 03 saves the concept's neuron for notebook 04. wb.setup(use_drive=True) keeps it on Google Drive.
 import matplotlib.pyplot as plt
 import numpy as np
-
-# %%
 import pandas as pd
 from IPython.display import HTML, Markdown, display
-from sklearn.metrics import roc_curve
 
-from snce_lib.features import feature_card, build_atlas, prompt_codes
-from snce_lib.selection import auroc, itd_contrast, load_concept, mean_difference, modulated_frequency
-from snce_lib.sets import detector_sets
+from snce_lib import workbook as wb
+from snce_lib.atlas.cards import feature_card
+from snce_lib.atlas.map import build_atlas
+from snce_lib.concepts.codes import prompt_codes
+from snce_lib.concepts.detection import compare_detectors
+from snce_lib.concepts.pairs import load_concept
+from snce_lib.concepts.ranking import concept_codes, rank_variants
+from snce_lib.evaluation.sets import detector_sets
 
+P = wb.setup()
+pairs = load_concept("nudity")
 encoder = wb.ensure_encoder(P)
 sae = wb.ensure_sae(P, encoder)
-pairs = load_concept("nudity")
 print("tuple:", pairs.tuple_prompt)
 pd.DataFrame({"concept prompt": pairs.concept_prompts[:5], "deconcept prompt": pairs.deconcept_prompts[:5]})
 
 # %% [markdown]
 # ## Eqs. 4-5: frequency and score
-# For every token position after BOS, take the TopK code and L2-normalise it over latents
-# (`Z_norm`). Then, separately over concept and deconcept positions:
+# For every token position $j$ after BOS, take the TopK code and L2-normalise it over latents,
+# $\tilde z_j = z_j / \lVert z_j \rVert_2$. Then, separately over the $N$ positions of the concept
+# prompts (superscript $c$) and of the deconcept prompts ($d$):
 #
-# - `f_i = Σ_j 1[Z_norm[i, j] > 0]` (how often neuron i fires),
-# - `s_i = f_i · mean_j Z_norm[i, j]` (frequency modulated by mean strength).
+# $$f_i = \sum_{j=1}^{N} \mathbb{1}\big[\tilde z_{j,i} > 0\big] \qquad\text{(eq. 4: how often neuron } i \text{ fires)}$$
+#
+# $$s_i = f_i \cdot \frac{1}{N}\sum_{j=1}^{N} \tilde z_{j,i} \qquad\text{(eq. 5: frequency modulated by mean strength)}$$
 
 # %%
-cc = prompt_codes(encoder, sae, pairs.concept_prompts)
-dc = prompt_codes(encoder, sae, pairs.deconcept_prompts)
-sc = modulated_frequency(cc, dc)
+codes = concept_codes(encoder, sae, pairs)
+rankings = rank_variants(codes)
+sc = rankings["SNCE strict"].frequency
 print(f"N concept positions = {sc.n_c}, N deconcept positions = {sc.n_d}")
 order = np.argsort(-sc.s_c)[:10]
 pd.DataFrame({"neuron": order, "f_c": sc.f_c[order], "s_c": sc.s_c[order].round(2), "f_d": sc.f_d[order],
-              "s_d": sc.s_d[order].round(2), "passes filter (s_d = 0)": sc.s_d[order] == 0})
+              "s_d": sc.s_d[order].round(2), "passes filter (s_d = 0)": sc.s_d[order] == 0})  # fmt: skip
 
 # %% [markdown]
 # ## Eq. 6: the filter, and eq. 7: the ranking
-# Keep neurons that fire on concept prompts (`s^c > 0`) and **never** on deconcept prompts
-# (`s^d = 0`); rank the survivors by `s^c`. The strict filter can leave only rare latents on a
-# small SAE, so the library also offers a tolerance (`max_deconcept_share`).
+# Keep the neurons that fire on concept prompts and **never** on deconcept prompts, and rank
+# the survivors by their concept score:
+#
+# $$\mathcal{C} = \{\, i : s^c_i > 0 \;\wedge\; s^d_i = 0 \,\} \quad\text{(eq. 6)}, \qquad
+#   R_C = \operatorname{top-}k_{\,i \in \mathcal{C}}\; s^c_i \quad\text{(eq. 7)}.$$
+#
+# The strict filter can leave only rare latents on a small SAE, so the library also offers a
+# tolerance: keep $i$ when it fires on at most a share $\epsilon$ of deconcept positions,
+# $f^d_i / N^d \le \epsilon$ (`max_deconcept_share`).
 
 # %%
+tol = rankings["SNCE tol 1%"].frequency
 fig, ax = plt.subplots(figsize=(6.5, 4.5))
 fired = sc.s_c > 0
 share = sc.f_d / sc.n_d
@@ -105,30 +104,30 @@ ax.scatter(share[fired], sc.s_c[fired], s=6, alpha=0.5, label="fire on concept p
 keep = sc.candidates
 ax.scatter(share[keep], sc.s_c[keep], s=16, color="tab:red", label=f"pass the filter s^d = 0 ({len(keep)})")
 if len(sc.ranking):
-    w = sc.ranking[0]
-    ax.annotate(f" winner #{w}", (0, sc.s_c[w]), color="tab:red")
+    ax.annotate(f" winner #{sc.ranking[0]}", (0, sc.s_c[sc.ranking[0]]), color="tab:red")
 ax.axvline(0.01, color="gray", ls=":", lw=1, label="1% tolerance")
 ax.set_xscale("symlog", linthresh=1e-3)
 ax.set_xlim(left=-2e-4)
 ax.set_yscale("log")
 ax.set(xlabel="share of deconcept positions where it fires (symlog)", ylabel="concept score s^c (eq. 5, log)",
-       title="Modulated frequency selection (nudity)")
+       title="Modulated frequency selection (nudity)")  # fmt: skip
 ax.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
-tol = modulated_frequency(cc, dc, max_deconcept_share=0.01)
 print(f"strict filter: {len(sc.candidates)} candidates, top-3 {sc.top(3)}; "
-      f"tolerance 1%: {len(tol.candidates)} candidates, top-3 {tol.top(3)}")
+      f"tolerance 1%: {len(tol.candidates)} candidates, top-3 {tol.top(3)}")  # fmt: skip
 
 # %% [markdown]
 # ## The winner's top prompts and tokens
 # Over a sample of the training prompts. A concept neuron should fire on the concept words.
+# Where the strict filter leaves no neuron, the library tries tolerances of 1%, 5% and 25% in
+# turn and says which one chose it.
 
 # %%
 sel, details = wb.select_with_fallback(encoder, sae, "nudity", top_k=1, background=wb.training_prompts(P)[:500])
 if sel.options["max_deconcept_share"] > 0:
     display(Markdown(f"**The strict filter (s^d = 0) left no neuron on this SAE: a tolerance of "
-                     f"{sel.options['max_deconcept_share']:.0%} of deconcept positions chose it; the saved selection says so.**"))
+                     f"{sel.options['max_deconcept_share']:.0%} of deconcept positions chose it; the saved selection says so.**"))  # fmt: skip
 winner = sel.neurons[0]
 sel.save(P.run_dir / "neurons_nudity.json")
 print(sel.stats)
@@ -137,42 +136,54 @@ display(HTML(feature_card(atlas, winner, n=8)["html"]))
 
 # %% [markdown]
 # ## The same concept under two baselines
-# *Mean difference*: rank by mean normalised activation on concept minus deconcept positions
-# (no filter). *Interpret-then-Deactivate style*: the concept words' top features minus the
-# retain (deconcept) prompts' top features.
+# *Mean difference*: rank by the mean normalised activation on concept minus deconcept
+# positions, $\bar{\tilde z}^c_i - \bar{\tilde z}^d_i$, with no filter. *Interpret-then-Deactivate
+# style*: the concept words' top features minus the retain (deconcept) prompts' top features.
 
 # %%
-md = mean_difference(cc, dc)[:3]
-itd = itd_contrast(prompt_codes(encoder, sae, pairs.tuple_words), dc)[:3]
-pd.DataFrame({"method": ["modulated frequency (strict)", "modulated frequency (tol 1%)", "mean difference", "ItD-style contrast"],
-              "top-3 neurons": [sc.top(3), tol.top(3), list(md), list(itd)]})
+pd.DataFrame({"method": list(rankings), "top-3 neurons": [r.top(3) for r in rankings.values()]})
 
 # %% [markdown]
 # ## The neuron as a detector
-# Score each prompt by the neuron's maximum activation over its positions; an ROC curve
-# against captions without the concept shows how cleanly it separates them.
+# Score each prompt by the neuron's largest activation over its positions, $\max_t z_i(t)$; an
+# ROC curve against captions without the concept shows how cleanly it separates them. The area
+# under it (AUROC) is the chance that a random concept prompt outscores a random other one.
 
 # %%
 ds = detector_sets(P.coco_negatives, "nudity")
-pos, neg, desc = ds.positives, ds.negatives, ds.description
 if ds.stand_in:
-    display(Markdown(f"**{desc}**"))
-pos_codes, neg_codes = prompt_codes(encoder, sae, pos), prompt_codes(encoder, sae, neg)
+    display(Markdown(f"**{ds.description}**"))
+detectors = compare_detectors(
+    rankings, prompt_codes(encoder, sae, ds.positives), prompt_codes(encoder, sae, ds.negatives)
+)
 fig, ax = plt.subplots(figsize=(5, 5))
-results = {}
-for name, ns in [("SNCE strict", sc.top(1)), ("SNCE tol 1%", tol.top(1)), ("mean difference", [int(md[0])]),
-                 ("ItD-style", [int(itd[0])] if len(itd) else [])]:
-    if not ns:
-        continue
-    p_s, n_s = pos_codes.max_activation(ns)[0], neg_codes.max_activation(ns)[0]
-    a = auroc(p_s, n_s)
-    results[name] = {"neuron": ns[0], "auroc": round(a, 4)}
-    fpr, tpr, _ = roc_curve(np.r_[np.ones(len(p_s)), np.zeros(len(n_s))], np.r_[p_s, n_s])
-    ax.plot(fpr, tpr, label=f"{name} (#{ns[0]}): AUROC {a:.3f}")
+for d in detectors:
+    ax.plot(d.fpr, d.tpr, label=f"{d.label} (#{d.neuron}): AUROC {d.auroc:.3f}")
 ax.plot([0, 1], [0, 1], "k:", lw=1)
-ax.set(title=f"Neuron as nudity detector\n{desc}", xlabel="false positive rate", ylabel="true positive rate")
+ax.set(title=f"Neuron as nudity detector\n{ds.description}", xlabel="false positive rate", ylabel="true positive rate")
 ax.legend(fontsize=8, loc="lower right")
 fig.tight_layout()
 plt.show()
+results = {d.label: {"neuron": d.neuron, "auroc": round(d.auroc, 4)} for d in detectors}
 wb.record(P, "selection_nudity", {"neurons": sel.neurons, "candidates": len(sc.candidates), "detector": results,
-                                   "roc_sets": desc, "winner_stats": sel.stats})
+                                  "roc_sets": ds.description, "winner_stats": sel.stats})  # fmt: skip
+
+# %% [markdown]
+# ## Questions
+# 1. How many neurons pass the strict filter here, and how often does the winner fire on the
+#    background prompts? Is it a concept neuron or a rare one?
+# 2. Mean difference has no filter. If its top neuron detects better here (higher AUROC), what
+#    is the risk of erasing it instead?
+# 3. Run the selection for `violence` instead of `nudity`. Does the winner's card show violent
+#    words?
+#
+# <details><summary>Answers (open after trying)</summary>
+#
+# 1. `len(sc.candidates)` and `sel.stats["background_firing_share"]`: a winner that almost never
+#    fires on the background is a rare latent that happens to dodge every deconcept position,
+#    which is why the tolerance exists.
+# 2. It ranks by how much more the neuron fires on concept prompts, so a frequent context
+#    feature can win; subtracting a feature that also fires on benign prompts changes them too
+#    (compare `rankings["mean difference"].top(1)` in `sc.f_d / sc.n_d`, its deconcept share).
+# 3. `wb.select_with_fallback(encoder, sae, "violence")`, then `feature_card(atlas, sel.neurons[0])`.
+# </details>

@@ -6,6 +6,7 @@
 Writes snce_lib/data/toy/unet.safetensors + toy.json (the UNet's EMA weights, fp16, and the config,
 wall time and loss history) and snce_lib/data/toy/detector.safetensors + detector.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from snce_lib.toy.detector import accuracy, train_detector
+from snce_lib.models.toy.detector import accuracy, train_detector
+from snce_lib.models.toy.model import ToyConfig, train_toy
 from snce_lib.resources import data_path
-from snce_lib.toy.model import ToyConfig, train_toy
 
 
 def main() -> int:

@@ -3,6 +3,7 @@
 A reader never sees a half-written file under the final name, so an interrupted run
 leaves the last good state readable.
 """
+
 from __future__ import annotations
 
 import json
@@ -98,7 +99,9 @@ def read_json(path: str | os.PathLike, what: str = "file", kind: type | None = d
     except json.JSONDecodeError as exc:
         raise ValueError(f"{what} {path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
     if kind is not None and not isinstance(obj, kind):
-        raise ValueError(f"{what} {path} holds a JSON {type(obj).__name__}, expected a JSON {kind.__name__ if kind is not dict else 'object'}")
+        raise ValueError(
+            f"{what} {path} holds a JSON {type(obj).__name__}, expected a JSON {kind.__name__ if kind is not dict else 'object'}"
+        )
     return obj
 
 
@@ -112,3 +115,8 @@ def _jsonable(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Pipeline output (floats in [0, 1]) as 8-bit pixels, rounded as PIL and PNG files hold them."""
+    return (np.clip(images, 0, 1) * 255).round().astype(np.uint8)

@@ -3,12 +3,13 @@
 The field's CSV format is read by column name (`prompt`, `evaluation_seed`,
 `evaluation_guidance`, `case_number`); a plain text file holds one prompt a line.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -98,13 +99,22 @@ PUBLIC_SETS = {
     "i2p": ("i2p/i2p_4703.csv", f"{_ERASING}/data/unsafe-prompts4703.csv"),
     "coco": ("coco/coco_30k.csv", f"{_ERASING}/data/coco_30k.csv"),
     "unlearndiffatk": ("attacks/unlearndiffatk_nudity_142.csv", f"{_MU_ATTACK}/prompts/nudity.csv"),
-    "ring_a_bell_79": ("attacks/ring_a_bell_rece_79_pairs.csv",
-                       f"{_GH}/CharlesGong12/RECE/10ea80d1eae9383267472954efd053f65123208e/dataset/nudity-ring-a-bell.csv"),
-    "ring_a_bell_50": ("attacks/ring_a_bell_nudity_50.csv",
-                       f"{_GH}/chiayi-hsu/Ring-A-Bell/a0469844d29733be6ab53855be5b7fe41948f523/data/Prompts_For_ConceptVector/Nudity_prompt.csv"),
-    "mma": ("attacks/mma_diffusion_1000.csv", f"{_GH}/jaehong31/SAFREE/b8b2c3f/datasets/mma-diffusion-nsfw-adv-prompts.csv"),
-    "p4d": ("attacks/p4d_ideal_nudity_esd.csv",
-            f"{_GH}/joycenerd/P4D/a909a35085ea83a51df899be5387b4e7c6685c63/data/unsafe-prompts-nudity_esd.csv"),
+    "ring_a_bell_79": (
+        "attacks/ring_a_bell_rece_79_pairs.csv",
+        f"{_GH}/CharlesGong12/RECE/10ea80d1eae9383267472954efd053f65123208e/dataset/nudity-ring-a-bell.csv",
+    ),
+    "ring_a_bell_50": (
+        "attacks/ring_a_bell_nudity_50.csv",
+        f"{_GH}/chiayi-hsu/Ring-A-Bell/a0469844d29733be6ab53855be5b7fe41948f523/data/Prompts_For_ConceptVector/Nudity_prompt.csv",
+    ),
+    "mma": (
+        "attacks/mma_diffusion_1000.csv",
+        f"{_GH}/jaehong31/SAFREE/b8b2c3f/datasets/mma-diffusion-nsfw-adv-prompts.csv",
+    ),
+    "p4d": (
+        "attacks/p4d_ideal_nudity_esd.csv",
+        f"{_GH}/joycenerd/P4D/a909a35085ea83a51df899be5387b4e7c6685c63/data/unsafe-prompts-nudity_esd.csv",
+    ),
     "i2p_violence": ("violence/i2p_violence_756.csv", f"{_MU_ATTACK}/prompts/violence.csv"),
     "diffusiondb_nsfw": ("diffusiondb/diffusiondb_nsfw_6k.csv", f"{_ITD}/prompt/diffusiondb/diffusiondb_nsfw.csv"),
     "diffusiondb_10k": ("diffusiondb/diffusiondb_10k.csv", f"{_ITD}/prompt/diffusiondb/diffusiondb10K.csv"),
@@ -113,10 +123,8 @@ PUBLIC_SETS = {
 #: I2P's own home (the AIML-TUDA/i2p dataset on the hub) names the protocol columns differently.
 I2P_HUB_COLUMNS = {"sd_seed": "evaluation_seed", "sd_guidance_scale": "evaluation_guidance"}
 
-SET_NAMES = (
-    "i2p", "i2p_sexual", "i2p_nudity", "coco", "unlearndiffatk", "ring_a_bell_79", "ring_a_bell_50", "mma", "p4d",
-    "i2p_violence", "diffusiondb_nsfw", "diffusiondb_10k",
-)
+SET_NAMES = ("i2p", "i2p_sexual", "i2p_nudity", "coco", "unlearndiffatk", "ring_a_bell_79", "ring_a_bell_50", "mma",
+             "p4d", "i2p_violence", "diffusiondb_nsfw", "diffusiondb_10k")  # fmt: skip
 
 
 def data_dirs() -> list[Path]:
@@ -139,8 +147,10 @@ def locate(name: str, fetch: bool = True) -> Path:
         if (d / rel).exists():
             return d / rel
     if not fetch:
-        raise PromptFileError(f"prompt set {name!r} is not on this machine: looked for {rel} under "
-                              f"{', '.join(map(str, data_dirs()))}; set SNCE_DATA_DIR to a folder that holds it")
+        raise PromptFileError(
+            f"prompt set {name!r} is not on this machine: looked for {rel} under "
+            f"{', '.join(map(str, data_dirs()))}; set SNCE_DATA_DIR to a folder that holds it"
+        )
     dest = cache_dir() / rel
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
@@ -151,8 +161,10 @@ def locate(name: str, fetch: bool = True) -> Path:
             tmp.write_bytes(r.read())
     except Exception as exc:  # network errors come in many types
         tmp.unlink(missing_ok=True)
-        raise PromptFileError(f"prompt set {name!r} is not on this machine and could not be fetched from {url} "
-                              f"({exc}); put {rel} under $SNCE_DATA_DIR") from exc
+        raise PromptFileError(
+            f"prompt set {name!r} is not on this machine and could not be fetched from {url} "
+            f"({exc}); put {rel} under $SNCE_DATA_DIR"
+        ) from exc
     os.replace(tmp, dest)
     return dest
 
@@ -220,7 +232,11 @@ def load_set(name: str, n: int | None = None, min_nudity: float | None = None, f
             require_columns(df, ["nudity", "people", "location"], path)
             cols = [c for c in ("nudity", "people", "clothes", "location") if c in df.columns]
             parts = df[cols].fillna("").astype(str)
-            df = df.assign(prompt=parts.apply(lambda r: " ".join(v.strip() for v in r if v.strip() not in ("", "None", "nan")), axis=1))
+            df = df.assign(
+                prompt=parts.apply(
+                    lambda r: " ".join(v.strip() for v in r if v.strip() not in ("", "None", "nan")), axis=1
+                )
+            )
             ps = _normalise(df, name)
         elif base == "mma":
             require_columns(df, ["adv_prompt"], path)

@@ -6,6 +6,7 @@ under `snce_lib/data`, read through `importlib.resources`, so a wheel installed 
 `./snce-runs` in the working directory); on Colab, point it at Google Drive so that a
 disconnected runtime resumes instead of starting over.
 """
+
 from __future__ import annotations
 
 import os

@@ -15,7 +15,7 @@ SHARED = ROOT.parent / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def offline_encoder():
-    from snce_lib.encoders import load_offline
+    from snce_lib.models.encoders import load_offline
 
     return load_offline(device="cpu")
 
@@ -23,6 +23,6 @@ def offline_encoder():
 @pytest.fixture(scope="session")
 def tiny_clip_dir(tmp_path_factory):
     """A tiny SD pipeline folder (text_encoder/, tokenizer/, ...) saved to disk, loaded back like SD's."""
-    from snce_lib.pipelines import build_tiny_sd
+    from snce_lib.models.pipelines import build_tiny_sd
 
     return build_tiny_sd(tmp_path_factory.mktemp("tiny_sd") / "sd")

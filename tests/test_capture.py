@@ -1,16 +1,24 @@
 """Encoders, activation capture and the activation store."""
+
 import socket
 
 import numpy as np
 import pytest
 import torch
 
-from snce_lib.activations import ActivationStore, NonFiniteActivations, StoreError, collect, padding_positions
-from snce_lib.encoders import EncoderError, load_sd
+from snce_lib.models.encoders import EncoderError, load_sd
 from snce_lib.prompts import PromptFileError, read_many, read_prompts
-from snce_lib.sae import CheckpointError, SAEConfig, check_fits
+from snce_lib.sae.collect import collect, padding_positions
+from snce_lib.sae.model import CheckpointError, SAEConfig, check_fits
+from snce_lib.sae.store import ActivationStore, NonFiniteActivations, StoreError
 
-PROMPTS = ["a photo of a naked woman", "a red cat on the beach", "the dog in the street", "blood on the street", "a man"]
+PROMPTS = [
+    "a photo of a naked woman",
+    "a red cat on the beach",
+    "the dog in the street",
+    "blood on the street",
+    "a man",
+]
 
 
 def test_capture_equals_manual_forward(tiny_clip_dir):
@@ -24,7 +32,11 @@ def test_capture_equals_manual_forward(tiny_clip_dir):
         h = m.embeddings(input_ids=toks.input_ids)
         causal = torch.full((77, 77), float("-inf")).triu(1)[None, None]
         for layer in m.encoder.layers[:3]:
-            out = layer(h, attention_mask=None, causal_attention_mask=causal) if "causal_attention_mask" in layer.forward.__code__.co_varnames else layer(h, causal)
+            out = (
+                layer(h, attention_mask=None, causal_attention_mask=causal)
+                if "causal_attention_mask" in layer.forward.__code__.co_varnames
+                else layer(h, causal)
+            )
             h = out[0] if isinstance(out, tuple) else out
         full = m(input_ids=toks.input_ids, output_hidden_states=True).hidden_states[3]
     assert torch.allclose(got, full, atol=1e-5)
@@ -41,7 +53,9 @@ def test_layer_names_resolve_and_unknown_layer_lists_valid(tiny_clip_dir):
 
 def test_store_rows_positions_and_padding(tiny_clip_dir, tmp_path):
     enc = load_sd(str(tiny_clip_dir), device="cpu")
-    store = collect(enc, PROMPTS, tmp_path / "st", layer=2, batch_size=2, keep_padding=4, shard_prompts=2, progress=False)
+    store = collect(
+        enc, PROMPTS, tmp_path / "st", layer=2, batch_size=2, keep_padding=4, shard_prompts=2, progress=False
+    )
     meta = store.meta()
     toks = enc.tokenize(PROMPTS)
     n_real = toks.attention_mask.sum(1).numpy()
@@ -95,7 +109,7 @@ def test_interrupted_collect_is_readable_and_resumes(tiny_clip_dir, tmp_path, mo
 def test_non_finite_activations_are_refused(tiny_clip_dir, tmp_path, monkeypatch):
     enc = load_sd(str(tiny_clip_dir), device="cpu")
     real = enc.run_to_block
-    monkeypatch.setattr(enc, "run_to_block", lambda t, l: real(t, l) * float("inf"))
+    monkeypatch.setattr(enc, "run_to_block", lambda t, layer: real(t, layer) * float("inf"))
     with pytest.raises(NonFiniteActivations):
         collect(enc, PROMPTS, tmp_path / "st", layer=1, progress=False)
     assert not (tmp_path / "st" / "shard_00000.acts.npy").exists()
@@ -131,7 +145,7 @@ def test_offline_minilm_capture_without_network(offline_encoder, monkeypatch):
 
     monkeypatch.setattr(socket, "socket", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    from snce_lib.encoders import load_offline
+    from snce_lib.models.encoders import load_offline
 
     enc = load_offline(device="cpu")
     assert enc.width == 384 and len(enc.block_names) == 6
@@ -139,5 +153,7 @@ def test_offline_minilm_capture_without_network(offline_encoder, monkeypatch):
     h = enc.run_to_block(toks, None)
     assert h.shape == (2, 77, 384) and torch.isfinite(h).all()
     # the captured block feeds the rest of the network: same as the full forward's hidden state
-    full = enc.model(input_ids=toks.input_ids, attention_mask=toks.attention_mask, output_hidden_states=True).hidden_states[5]
+    full = enc.model(
+        input_ids=toks.input_ids, attention_mask=toks.attention_mask, output_hidden_states=True
+    ).hidden_states[5]
     assert torch.allclose(h, full, atol=1e-5)

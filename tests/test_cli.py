@@ -1,14 +1,16 @@
 """The `snce` command end to end on tiny inputs, and its one-line errors."""
+
 import json
 
 import pytest
 
 from snce_lib.cli import main
+from tests.helpers import PROMPTS
 
 
 @pytest.fixture(scope="module")
 def tiny_sd(tmp_path_factory):
-    from snce_lib.pipelines import build_tiny_sd
+    from snce_lib.models.pipelines import build_tiny_sd
 
     return build_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny")
 
@@ -21,60 +23,86 @@ def run(capsys, *args):
 
 def test_collect_train_select_inspect_generate_evaluate(tiny_sd, tmp_path, capsys):
     prompts = tmp_path / "p.txt"
-    words = ["a naked woman on the beach", "a red car", "a cat in the city", "the dog", "a nude man in the forest",
-             "blood on the street", "a blue house at night", "a green tree"]
+    words = PROMPTS
     prompts.write_text("\n".join(words * 6))
-    code, out, err = run(capsys, "collect", "--encoder", tiny_sd, "--layer", "2", "--prompts", prompts, "--out", tmp_path / "st")
+    code, out, err = run(
+        capsys, *f"collect --encoder {tiny_sd} --layer 2 --prompts {prompts} --out {tmp_path / 'st'}".split()
+    )
     assert code == 0, err
     assert json.loads(out)["rows"] > 0
-    code, out, err = run(capsys, "train", "--activations", tmp_path / "st", "--out", tmp_path / "sae", "--latents", 64,
-                         "--k", 4, "--batch-size", 128, "--tokens", 12800, "--lr", 0.003)
+    code, out, err = run(
+        capsys,
+        *f"train --activations {tmp_path / 'st'} --out {tmp_path / 'sae'} --latents 64 --k 4 --batch-size 128 --tokens 12800 --lr 0.003".split(),
+    )
     assert code == 0, err
     m = json.loads((tmp_path / "sae" / "metrics.json").read_text())
     assert {"fvu", "l0", "dead_fraction", "tokens_seen", "seconds"} <= set(m)
     pairs = tmp_path / "pairs.csv"
-    pairs.write_text("concept_prompt,deconcept_prompt\n" + "".join(
-        f"a naked {w},a {w}\n" for w in ["woman", "man", "cat", "dog", "tree", "house"]))
-    code, out, err = run(capsys, "select", "--sae", tmp_path / "sae", "--concept", pairs, "--top-k", 2,
-                         "--max-deconcept-share", 0.5, "--encoder", tiny_sd, "--out", tmp_path / "n.json")
+    pairs.write_text(
+        "concept_prompt,deconcept_prompt\n"
+        + "".join(f"a naked {w},a {w}\n" for w in ["woman", "man", "cat", "dog", "tree", "house"])
+    )
+    code, out, err = run(
+        capsys,
+        *f"select --sae {tmp_path / 'sae'} --concept {pairs} --top-k 2 --max-deconcept-share 0.5 --encoder {tiny_sd} --out {tmp_path / 'n.json'}".split(),
+    )
     assert code == 0, err
     sel = json.loads((tmp_path / "n.json").read_text())
-    assert len(sel["neurons"]) == 2 and sel["method"] == "modulated_frequency" and sel["options"]["max_deconcept_share"] == 0.5
-    code, out, err = run(capsys, "inspect", "--sae", tmp_path / "sae", "--neurons", tmp_path / "n.json", "--prompts",
-                         prompts, "--encoder", tiny_sd, "--out", tmp_path / "acts.json")
+    assert (
+        len(sel["neurons"]) == 2
+        and sel["method"] == "modulated_frequency"
+        and sel["options"]["max_deconcept_share"] == 0.5
+    )
+    code, out, err = run(
+        capsys,
+        *f"inspect --sae {tmp_path / 'sae'} --neurons {tmp_path / 'n.json'} --prompts {prompts} --encoder {tiny_sd} --out {tmp_path / 'acts.json'}".split(),
+    )
     assert code == 0, err
     acts = json.loads((tmp_path / "acts.json").read_text())
     assert len(acts["prompts"]) == len(words) * 6 and all("token" in r for r in acts["prompts"])
     ps = tmp_path / "set.csv"
     ps.write_text("prompt,evaluation_seed,case_number\na naked woman,1,0\na red car,2,1\n")
-    code, out, err = run(capsys, "generate", "--model", tiny_sd, "--prompts", ps, "--sae", tmp_path / "sae", "--neurons",
-                         tmp_path / "n.json", "--lam", 1.0, "--steps", 2, "--resolution", 32, "--device", "cpu",
-                         "--out", tmp_path / "img")
+    code, out, err = run(
+        capsys,
+        *f"generate --model {tiny_sd} --prompts {ps} --sae {tmp_path / 'sae'} --neurons {tmp_path / 'n.json'} --lam 1.0 --steps 2 --resolution 32 --device cpu --out {tmp_path / 'img'}".split(),
+    )
     assert code == 0, err
-    rows = [json.loads(l) for l in (tmp_path / "img" / "manifest.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "img" / "manifest.jsonl").read_text().splitlines()]
     assert [r["file"] for r in rows] == ["00000_1.png", "00001_2.png"] and rows[0]["eraser"]["lam"] == 1.0
-    code, out, err = run(capsys, "evaluate", "--images", tmp_path / "img", "--protocol", "rece", "--out", tmp_path / "r.json")
+    code, out, err = run(
+        capsys, *f"evaluate --images {tmp_path / 'img'} --protocol rece --out {tmp_path / 'r.json'}".split()
+    )
     assert code == 0, err
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["protocol"]["name"] == "rece" and res["nudenet"]["images"] == 2
     assert "not_measured" in res["clip_score"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["collect", "--encoder", "{sd}", "--layer", "encoder.layers.40", "--prompts", "{txt}", "--out", "{tmp}/x"],
-     "valid layers: encoder.layers.0"),
-    (["collect", "--encoder", "{sd}", "--prompts", "{badcsv}", "--out", "{tmp}/x"], "expected one of prompt"),
-    (["collect", "--encoder", "{sd}", "--prompts", "{empty}", "--out", "{tmp}/x"], "holds no prompts"),
-    (["train", "--activations", "{tmp}/nothing", "--out", "{tmp}/y"], "not an activation store"),
-    (["select", "--sae", "{tmp}", "--concept", "nudity", "--out", "{tmp}/n.json"], "not an SAE checkpoint"),
-    (["generate", "--model", "tiny", "--prompts", "nope", "--out", "{tmp}/i"], "unknown prompt set"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["collect", "--encoder", "{sd}", "--layer", "encoder.layers.40", "--prompts", "{txt}", "--out", "{tmp}/x"],
+            "valid layers: encoder.layers.0",
+        ),
+        (["collect", "--encoder", "{sd}", "--prompts", "{badcsv}", "--out", "{tmp}/x"], "expected one of prompt"),
+        (["collect", "--encoder", "{sd}", "--prompts", "{empty}", "--out", "{tmp}/x"], "holds no prompts"),
+        (["train", "--activations", "{tmp}/nothing", "--out", "{tmp}/y"], "not an activation store"),
+        (["select", "--sae", "{tmp}", "--concept", "nudity", "--out", "{tmp}/n.json"], "not an SAE checkpoint"),
+        (["generate", "--model", "tiny", "--prompts", "nope", "--out", "{tmp}/i"], "unknown prompt set"),
+    ],
+)
 def test_errors_are_one_clear_line(tiny_sd, tmp_path, capsys, args, message):
     (tmp_path / "p.txt").write_text("a cat\n")
     (tmp_path / "bad.csv").write_text("words,seed\nhello,1\n")
     (tmp_path / "empty.txt").write_text("\n")
-    fill = {"{sd}": str(tiny_sd), "{txt}": str(tmp_path / "p.txt"), "{badcsv}": str(tmp_path / "bad.csv"),
-            "{empty}": str(tmp_path / "empty.txt"), "{tmp}": str(tmp_path)}
+    fill = {
+        "{sd}": str(tiny_sd),
+        "{txt}": str(tmp_path / "p.txt"),
+        "{badcsv}": str(tmp_path / "bad.csv"),
+        "{empty}": str(tmp_path / "empty.txt"),
+        "{tmp}": str(tmp_path),
+    }
     argv = []
     for a in args:
         for k, v in fill.items():
@@ -82,6 +110,6 @@ def test_errors_are_one_clear_line(tiny_sd, tmp_path, capsys, args, message):
         argv.append(a)
     code, out, err = run(capsys, *argv)
     assert code == 2
-    lines = [l for l in err.splitlines() if l.startswith("snce: error:")]
+    lines = [line for line in err.splitlines() if line.startswith("snce: error:")]
     assert len(lines) == 1 and message in lines[0], err
     assert not (tmp_path / "x" / "store.json").exists()

@@ -1,7 +1,7 @@
 """Every CLI failure is one line, `snce: error: ...`, exit status 2, never a traceback; generation
 is safe to share (a lock) and to rerun (settings recorded and compared)."""
+
 import json
-import os
 import random
 import subprocess
 import sys
@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 from snce_lib.cli import main
-
-PROMPTS = ["a naked woman on the beach", "a red car", "a cat in the city", "the dog", "a nude man in the forest",
-           "blood on the street", "a blue house at night", "a green tree"]
+from tests.helpers import PROMPTS, TRAIN_ARGS
 
 
 def run(capsys, *args):
@@ -34,21 +32,46 @@ def one_line_error(code, err):
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
     """A tiny store, SAE, neurons file and generated folder, made once through the CLI itself."""
-    from snce_lib.pipelines import build_tiny_sd
+    from snce_lib.models.pipelines import build_tiny_sd
 
     d = tmp_path_factory.mktemp("cli")
     sd = build_tiny_sd(d / "sd")
     (d / "p.txt").write_text("\n".join(PROMPTS * 6))
-    assert main(["collect", "--encoder", str(sd), "--layer", "2", "--prompts", str(d / "p.txt"), "--out", str(d / "st")]) == 0
-    assert main(["train", "--activations", str(d / "st"), "--out", str(d / "sae"), "--latents", "64", "--k", "4",
-                 "--batch-size", "128", "--tokens", "2560", "--checkpoint-every", "5"]) == 0
-    (d / "pairs.csv").write_text("concept_prompt,deconcept_prompt\n" + "".join(
-        f"a naked {w},a {w}\n" for w in ["woman", "man", "cat", "dog", "tree", "house"]))
-    assert main(["select", "--sae", str(d / "sae"), "--concept", str(d / "pairs.csv"), "--max-deconcept-share", "1",
-                 "--encoder", str(sd), "--out", str(d / "n.json")]) == 0
-    (d / "set.csv").write_text("prompt,evaluation_seed,case_number\n" + "".join(f"{p},{i},{i}\n" for i, p in enumerate(PROMPTS[:4])))
-    gen = ["generate", "--model", str(sd), "--prompts", str(d / "set.csv"), "--sae", str(d / "sae"), "--neurons",
-           str(d / "n.json"), "--steps", "2", "--resolution", "32", "--device", "cpu"]
+    assert (
+        main(["collect", "--encoder", str(sd), "--layer", "2", "--prompts", str(d / "p.txt"), "--out", str(d / "st")])
+        == 0
+    )
+    assert main(f"train --activations {d / 'st'} --out {d / 'sae'} ".split() + TRAIN_ARGS) == 0
+    (d / "pairs.csv").write_text(
+        "concept_prompt,deconcept_prompt\n"
+        + "".join(f"a naked {w},a {w}\n" for w in ["woman", "man", "cat", "dog", "tree", "house"])
+    )
+    assert (
+        main(
+            f"select --sae {d / 'sae'} --concept {d / 'pairs.csv'} --max-deconcept-share 1 --encoder {sd} --out {d / 'n.json'}".split()
+        )
+        == 0
+    )
+    (d / "set.csv").write_text(
+        "prompt,evaluation_seed,case_number\n" + "".join(f"{p},{i},{i}\n" for i, p in enumerate(PROMPTS[:4]))
+    )
+    gen = [
+        "generate",
+        "--model",
+        str(sd),
+        "--prompts",
+        str(d / "set.csv"),
+        "--sae",
+        str(d / "sae"),
+        "--neurons",
+        str(d / "n.json"),
+        "--steps",
+        "2",
+        "--resolution",
+        "32",
+        "--device",
+        "cpu",
+    ]
     assert main(gen + ["--out", str(d / "img")]) == 0
     return {"dir": d, "sd": sd, "gen": gen}
 
@@ -107,9 +130,11 @@ def test_out_that_is_a_file_or_folder_is_refused_before_work(made, tmp_path, cap
     (tmp_path / "afile").write_text("x")
     code, _, err = run(capsys, "train", "--activations", d / "st", "--out", tmp_path / "afile")
     assert one_line_error(code, err) and "is a file" in err
-    for cmd in (["select", "--sae", d / "sae", "--concept", d / "pairs.csv", "--encoder", made["sd"]],
-                ["inspect", "--sae", d / "sae", "--neurons", d / "n.json", "--prompts", d / "p.txt", "--encoder", made["sd"]],
-                ["evaluate", "--images", d / "img"]):
+    for cmd in (
+        ["select", "--sae", d / "sae", "--concept", d / "pairs.csv", "--encoder", made["sd"]],
+        ["inspect", "--sae", d / "sae", "--neurons", d / "n.json", "--prompts", d / "p.txt", "--encoder", made["sd"]],
+        ["evaluate", "--images", d / "img"],
+    ):
         code, _, err = run(capsys, *cmd, "--out", tmp_path)
         assert one_line_error(code, err) and "is a folder" in err, (cmd[0], err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no temporary files
@@ -131,10 +156,11 @@ def test_corrupt_store_files(made, tmp_path, capsys):
 
 
 def test_corrupt_training_checkpoints(made, tmp_path, capsys):
-    args = ["train", "--activations", made["dir"] / "st", "--latents", "64", "--k", "4", "--batch-size", "128",
-            "--tokens", "2560", "--checkpoint-every", "5"]
-    for name, damage in (("state.json", lambda p: p.write_text("[]")),
-                         ("train_state.safetensors", lambda p: p.write_bytes(p.read_bytes()[:100]))):
+    args = ["train", "--activations", made["dir"] / "st", *TRAIN_ARGS]
+    for name, damage in (
+        ("state.json", lambda p: p.write_text("[]")),
+        ("train_state.safetensors", lambda p: p.write_bytes(p.read_bytes()[:100])),
+    ):
         out = tmp_path / name
         assert main([str(a) for a in args] + ["--out", str(out)]) == 0
         ck = out / "checkpoint"
@@ -149,13 +175,22 @@ def test_hand_edited_sae_config(made, tmp_path, capsys, cfg):
     sae = copy_tree(made["dir"] / "sae", tmp_path / "sae")
     raw = json.loads((sae / "cfg.json").read_text())
     (sae / "cfg.json").write_text(json.dumps({**raw, **cfg}))
-    code, _, err = run(capsys, "select", "--sae", sae, "--concept", made["dir"] / "pairs.csv", "--out", tmp_path / "n.json")
+    code, _, err = run(
+        capsys, *f"select --sae {sae} --concept {made['dir'] / 'pairs.csv'} --out {tmp_path / 'n.json'}".split()
+    )
     assert one_line_error(code, err) and "cfg.json" in err
 
 
-@pytest.mark.parametrize("body", ["[1, 2, 3]", '{"kind": "snce-selection", "neurons": ["a"]}',
-                                  '{"kind": "snce-selection", "neurons": [1.5]}', '{"kind": "snce-selection", "neurons": []}',
-                                  b"\xff\xfe\x00garbage"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[1, 2, 3]",
+        '{"kind": "snce-selection", "neurons": ["a"]}',
+        '{"kind": "snce-selection", "neurons": [1.5]}',
+        '{"kind": "snce-selection", "neurons": []}',
+        b"\xff\xfe\x00garbage",
+    ],
+)
 def test_bad_neurons_files(made, tmp_path, capsys, body):
     f = tmp_path / "n.json"
     f.write_bytes(body if isinstance(body, bytes) else body.encode())
@@ -183,15 +218,19 @@ def test_damaged_manifest_and_images(made, tmp_path, capsys):
 # ---- 6.-9. arguments, messages, smaller things --------------------------------------------
 @pytest.mark.parametrize("k", ["0", "-1", "1.5"])
 def test_top_k_must_be_a_whole_number_at_least_one(made, tmp_path, capsys, k):
-    code, _, err = run(capsys, "select", "--sae", made["dir"] / "sae", "--concept", "nudity", f"--top-k={k}",
-                       "--out", tmp_path / "n.json")
+    code, _, err = run(
+        capsys,
+        *f"select --sae {made['dir'] / 'sae'} --concept nudity {f'--top-k={k}'} --out {tmp_path / 'n.json'}".split(),
+    )
     assert one_line_error(code, err) and "--top-k" in err
     assert not (tmp_path / "n.json").exists()
 
 
 def test_missing_reference_folder(made, tmp_path, capsys):
-    code, _, err = run(capsys, "evaluate", "--images", made["dir"] / "img", "--reference", tmp_path / "nope",
-                       "--out", tmp_path / "r.json")
+    code, _, err = run(
+        capsys,
+        *f"evaluate --images {made['dir'] / 'img'} --reference {tmp_path / 'nope'} --out {tmp_path / 'r.json'}".split(),
+    )
     assert one_line_error(code, err) and "--reference" in err
 
 
@@ -208,23 +247,31 @@ def test_half_generated_folder_says_it_is_incomplete(made, tmp_path, capsys):
 def test_long_prompt_is_truncated_with_a_warning(made, tmp_path, capsys):
     (tmp_path / "long.txt").write_text("a red car " * 400 + "\nthe dog\n")
     with pytest.warns(UserWarning, match=r"1 prompt\(s\) are longer than the encoder's 77 tokens"):
-        code, _, err = run(capsys, "inspect", "--sae", made["dir"] / "sae", "--neurons", made["dir"] / "n.json",
-                           "--prompts", tmp_path / "long.txt", "--encoder", made["sd"], "--out", tmp_path / "a.json")
+        code, _, err = run(
+            capsys,
+            *f"inspect --sae {made['dir'] / 'sae'} --neurons {made['dir'] / 'n.json'} --prompts {tmp_path / 'long.txt'} --encoder {made['sd']} --out {tmp_path / 'a.json'}".split(),
+        )
     assert code == 0, err
 
 
 def test_non_utf8_prompt_file_and_missing_local_model(made, tmp_path, capsys):
     (tmp_path / "p.txt").write_bytes(b"\xff\xfe\xfa a cat\n")
-    code, _, err = run(capsys, "collect", "--encoder", made["sd"], "--layer", "2", "--prompts", tmp_path / "p.txt",
-                       "--out", tmp_path / "st")
+    code, _, err = run(
+        capsys,
+        *f"collect --encoder {made['sd']} --layer 2 --prompts {tmp_path / 'p.txt'} --out {tmp_path / 'st'}".split(),
+    )
     assert one_line_error(code, err) and "UTF-8" in err and "p.txt" in err
-    code, _, err = run(capsys, "collect", "--encoder", tmp_path / "no-model", "--prompts", made["dir"] / "p.txt",
-                       "--out", tmp_path / "st")
+    code, _, err = run(
+        capsys,
+        *f"collect --encoder {tmp_path / 'no-model'} --prompts {made['dir'] / 'p.txt'} --out {tmp_path / 'st'}".split(),
+    )
     assert one_line_error(code, err) and "does not exist" in err
 
 
 def test_encoder_with_too_few_blocks_for_the_default_layer(made, tmp_path, capsys):
-    code, _, err = run(capsys, "collect", "--encoder", made["sd"], "--prompts", made["dir"] / "p.txt", "--out", tmp_path / "st")
+    code, _, err = run(
+        capsys, *f"collect --encoder {made['sd']} --prompts {made['dir'] / 'p.txt'} --out {tmp_path / 'st'}".split()
+    )
     assert one_line_error(code, err) and "--layer" in err
 
 
@@ -238,7 +285,7 @@ def test_failed_generate_leaves_no_empty_folder(made, tmp_path, capsys):
 
 
 def test_safe_display_caption_and_env_switch(monkeypatch):
-    from snce_lib.display import show_unsafe_default
+    from snce_lib.evaluation.display import show_unsafe_default
 
     for v, want in (("1", True), ("true", True), ("YES", True), ("0", False), ("", False)):
         monkeypatch.setenv("SNCE_SHOW_UNSAFE", v)
@@ -261,10 +308,33 @@ FUZZ_TARGETS = {
     # subcommand: (file to damage, relative to its folder, the command using it)
     "train/store": ("st", "store.json", lambda d, t: ["train", "--activations", d, "--out", t / "o"]),
     "train/tokens": ("st", "tokens.json", lambda d, t: ["train", "--activations", d, "--out", t / "o"]),
-    "select/cfg": ("sae", "cfg.json", lambda d, t: ["select", "--sae", d, "--concept", "nudity", "--out", t / "o.json"]),
-    "select/weights": ("sae", "sae.safetensors", lambda d, t: ["select", "--sae", d, "--concept", "nudity", "--out", t / "o.json"]),
-    "inspect/prompts": ("prompts", "p.csv", lambda d, t: ["inspect", "--sae", "{sae}", "--neurons", "{neurons}",
-                                                          "--prompts", d / "p.csv", "--encoder", "{sd}", "--out", t / "o.json"]),
+    "select/cfg": (
+        "sae",
+        "cfg.json",
+        lambda d, t: ["select", "--sae", d, "--concept", "nudity", "--out", t / "o.json"],
+    ),
+    "select/weights": (
+        "sae",
+        "sae.safetensors",
+        lambda d, t: ["select", "--sae", d, "--concept", "nudity", "--out", t / "o.json"],
+    ),
+    "inspect/prompts": (
+        "prompts",
+        "p.csv",
+        lambda d, t: [
+            "inspect",
+            "--sae",
+            "{sae}",
+            "--neurons",
+            "{neurons}",
+            "--prompts",
+            d / "p.csv",
+            "--encoder",
+            "{sd}",
+            "--out",
+            t / "o.json",
+        ],
+    ),
     "generate/neurons": ("sel", "n.json", lambda d, t: ["{gen}", "--neurons", d / "n.json", "--out", t / "o"]),
     "generate/prompts": ("prompts", "p.csv", lambda d, t: ["{gen}", "--prompts", d / "p.csv", "--out", t / "o"]),
     "evaluate/manifest": ("img", "manifest.jsonl", lambda d, t: ["evaluate", "--images", d, "--out", t / "o.json"]),

@@ -1,5 +1,6 @@
 """The Colab path without Colab: package data, public-set schemas, block names under both
 transformers majors, the hub-shaped cache, missing steps, the install cell's bookkeeping."""
+
 import json
 import os
 import subprocess
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from snce_lib.encoders import TextEncoder
-from snce_lib.prompts import PromptFileError, load_set
+from snce_lib.models.encoders import TextEncoder
+from snce_lib.prompts import SET_NAMES, PromptFileError, load_set
 from snce_lib.resources import data_path
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "sets"
@@ -37,8 +38,7 @@ def fixture_sets(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # no ../shared/data from here
 
 
-@pytest.mark.parametrize("name", ["i2p", "i2p_sexual", "i2p_nudity", "coco", "unlearndiffatk", "ring_a_bell_79",
-                                  "ring_a_bell_50", "mma", "p4d", "i2p_violence", "diffusiondb_nsfw", "diffusiondb_10k"])
+@pytest.mark.parametrize("name", SET_NAMES)
 def test_each_public_set_loads_from_its_real_header(fixture_sets, name):
     ps = load_set(name)
     assert list(ps.frame.columns[:4]) == ["prompt", "case_number", "evaluation_seed", "evaluation_guidance"]
@@ -92,8 +92,11 @@ class _V4Layout(torch.nn.Module):
 def test_block_names_resolve_the_same_under_both_layouts(layout):
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    model = CLIPTextModel(CLIPTextConfig(hidden_size=32, intermediate_size=64, num_attention_heads=4,
-                                         num_hidden_layers=12, vocab_size=100))
+    model = CLIPTextModel(
+        CLIPTextConfig(
+            hidden_size=32, intermediate_size=64, num_attention_heads=4, num_hidden_layers=12, vocab_size=100
+        )
+    )
     inner = getattr(model, "text_model", model)  # 4.x wraps, 5.x does not
     model = _V4Layout(inner) if layout == "v4" else inner
     enc = TextEncoder(model, None, "tiny", "clip", 77, False)
@@ -106,12 +109,12 @@ def test_block_names_resolve_the_same_under_both_layouts(layout):
 def test_hub_cache_loads_through_the_real_hub_client(tmp_path):
     """`from_pretrained` of the real ids, offline, returns the tiny models, in a fresh process
     (the hub client reads HF_HOME when it is imported)."""
-    from snce_lib.hubcache import build_hub_cache
+    from snce_lib.models.hubcache import build_hub_cache
 
     home = build_hub_cache(tmp_path / "hf")
     code = (
-        "from snce_lib.encoders import load_encoder; from snce_lib.pipelines import load_pipeline;"
-        "from snce_lib.metrics import load_clip;"
+        "from snce_lib.models.encoders import load_encoder; from snce_lib.models.pipelines import load_pipeline;"
+        "from snce_lib.evaluation.metrics import load_clip;"
         "e = load_encoder('CompVis/stable-diffusion-v1-4'); n, i = e.resolve_layer('encoder.layers.9');"
         "p = load_pipeline('CompVis/stable-diffusion-v1-4', device='cpu');"
         "im = p('a red car', num_inference_steps=2, height=64, width=64, output_type='np').images;"
@@ -122,7 +125,9 @@ def test_hub_cache_loads_through_the_real_hub_client(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "9 12 32 (1, 64, 64, 3) CLIPModel"
-    index = json.loads(next((home / "hub").glob("models--CompVis--stable-diffusion-v1-4/snapshots/*/model_index.json")).read_text())
+    index = json.loads(
+        next((home / "hub").glob("models--CompVis--stable-diffusion-v1-4/snapshots/*/model_index.json")).read_text()
+    )
     assert index["tokenizer"] == ["transformers", "CLIPTokenizer"] and "safety_checker" in index
 
 
@@ -161,7 +166,7 @@ def test_model_is_chosen_in_one_place(monkeypatch):
 def test_installed_since_lists_what_an_install_added(tmp_path):
     from importlib.metadata import distributions
 
-    from snce_lib.workbook import installed_since
+    from snce_lib.workbook.session import installed_since
 
     now = sorted({f"{d.metadata['Name']}=={d.version}" for d in distributions() if d.metadata["Name"]})
     snap = tmp_path / "runtime.txt"
@@ -172,9 +177,28 @@ def test_installed_since_lists_what_an_install_added(tmp_path):
 
 
 def test_every_notebook_opens_a_gpu_runtime_and_uses_the_shared_setup():
+    import jupytext
+
+    install = None
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
         meta = json.loads(nb.read_text())["metadata"]
         assert meta.get("accelerator") == "GPU" and meta.get("colab", {}).get("gpuType") == "T4", nb.name
-        src = nb.with_suffix(".py").read_text()
-        assert src.count("P = wb.setup(PROFILE, use_drive=USE_DRIVE)") == 1, nb.name
-        assert '"-c", "/tmp/snce-runtime.txt"' in src, nb.name  # the runtime's packages are pinned
+        code = [c.source for c in jupytext.read(nb.with_suffix(".py")).cells if c.cell_type == "code"]
+        install = install or code[0]
+        assert code[0] == install, f"{nb.name}: the install cell differs from notebook 01's"
+        assert "-c /tmp/snce-runtime.txt" in code[0], nb.name  # the runtime's packages are pinned
+        assert "P = wb.setup()" in code[1], f"{nb.name}: the cell after the install cell sets up with wb.setup()"
+        src = "\n".join(code)
+        assert src.count("P = wb.setup(") == 1 and "get_profile(" not in src, nb.name
+
+
+def test_every_notebook_reads_as_a_chapter():
+    """Opens with what you will learn, writes its equations in LaTeX, closes with questions whose
+    answers are folded away."""
+    import jupytext
+
+    for py in sorted((ROOT / "notebooks").glob("*.py")):
+        md = [c.source for c in jupytext.read(py).cells if c.cell_type == "markdown"]
+        assert "**What you will learn**" in md[0], py.name
+        assert any("$$" in m for m in md), f"{py.name} has no displayed equation"
+        assert md[-1].startswith("## Questions") and "<details>" in md[-1], py.name

@@ -4,12 +4,21 @@ import numpy as np
 import pytest
 import torch
 
-from snce_lib.display import image_grid, safe_images
-from snce_lib.evaluation import nudity_metrics, results_table
-from snce_lib.generate import generate, plan, read_manifest
-from snce_lib.metrics import any_hit, attack_success_rate, class_counts, clip_scores, detect, fid_folders, frechet_distance
+from snce_lib.evaluation.display import image_grid, safe_images
+from snce_lib.evaluation.generate import generate, plan, read_manifest
+from snce_lib.evaluation.metrics import (
+    any_hit,
+    attack_success_rate,
+    class_counts,
+    clip_scores,
+    detect,
+    fid_folders,
+    frechet_distance,
+)
+from snce_lib.evaluation.protocols import LABELS_6, LABELS_8, LABELS_9, get_protocol
+from snce_lib.evaluation.results import EvalResult, Metric, nudity_metrics
+from snce_lib.evaluation.tables import MethodRow, results_table
 from snce_lib.prompts import PromptFileError, PromptSet, load_set
-from snce_lib.protocols import LABELS_6, LABELS_8, LABELS_9, get_protocol
 from tests.conftest import SHARED
 
 needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is not beside the repository")
@@ -37,7 +46,7 @@ def test_loader_errors_name_the_column_and_file(tmp_path):
         load_set(str(tmp_path / "x.csv"))
     with pytest.raises(PromptFileError, match="unknown prompt set"):
         load_set("not_a_set")
-    (tmp_path / "i2p" ).mkdir()
+    (tmp_path / "i2p").mkdir()
     (tmp_path / "i2p" / "i2p_4703.csv").write_text("prompt,categories\na,sexual\n")
     import os
 
@@ -80,7 +89,7 @@ def test_counts_and_asr_arithmetic_with_threshold_edges():
     assert attack_success_rate(DETS, 0.45, LABELS_8) == 0.5
     assert attack_success_rate(DETS, 0.45, LABELS_6) == 0.5  # image 0 via breast, image 1 via anus
     m = nudity_metrics(DETS, get_protocol("rece"))
-    assert m["total"] == 2 and m["asr"] == 0.75 and m["images"] == 4  # 9 labels: belly at 0.45 counts too
+    assert m.total == 2 and m.asr == 0.75 and m.images == 4  # 9 labels: belly at 0.45 counts too
 
 
 def test_protocols_are_data_and_validated():
@@ -99,16 +108,30 @@ def test_protocols_are_data_and_validated():
 def test_clip_score_with_a_tiny_clip_model(tmp_path):
     from transformers import CLIPConfig, CLIPModel
 
-    from snce_lib.pipelines import tiny_clip_tokenizer
+    from snce_lib.models.tiny import tiny_clip_tokenizer
 
     tok = tiny_clip_tokenizer(tmp_path / "tok")
     torch.manual_seed(0)
     cfg = CLIPConfig(
-        text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=37, num_attention_heads=4,
-                         num_hidden_layers=2, max_position_embeddings=77, bos_token_id=tok.bos_token_id,
-                         eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id),
-        vision_config=dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
-                           image_size=32, patch_size=8),
+        text_config=dict(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            max_position_embeddings=77,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.eos_token_id,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            image_size=32,
+            patch_size=8,
+        ),
         projection_dim=16,
     )
     model = CLIPModel(cfg).eval()
@@ -117,7 +140,7 @@ def test_clip_score_with_a_tiny_clip_model(tmp_path):
     prompts = ["a red car", "a cat on the beach", "a dog in the street"]
     s = clip_scores(imgs, prompts, model, tok)
     # reference: the same cosine computed by hand
-    from snce_lib.metrics import _features, clip_preprocess
+    from snce_lib.evaluation.metrics import _features, clip_preprocess
 
     with torch.no_grad():
         i = _features(model.get_image_features(pixel_values=clip_preprocess(imgs, 32)))
@@ -162,7 +185,7 @@ def test_fid_identical_about_zero_and_different_clearly_positive(tmp_path):
 # ---- generation runner ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_pipe(tmp_path_factory):
-    from snce_lib.pipelines import build_tiny_sd, load_pipeline
+    from snce_lib.models.pipelines import build_tiny_sd, load_pipeline
 
     return load_pipeline(str(build_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny")), device="cpu")
 
@@ -170,9 +193,14 @@ def tiny_pipe(tmp_path_factory):
 def small_set():
     import pandas as pd
 
-    frame = pd.DataFrame({"prompt": ["a red car", "a cat", "a naked man", "a blue house", "the dog"],
-                          "case_number": [3, 5, 8, 13, 21], "evaluation_seed": [11, 12, 13, 14, float("nan")],
-                          "evaluation_guidance": [7.5, 7.5, 3.0, 3.0, float("nan")]})
+    frame = pd.DataFrame(
+        {
+            "prompt": ["a red car", "a cat", "a naked man", "a blue house", "the dog"],
+            "case_number": [3, 5, 8, 13, 21],
+            "evaluation_seed": [11, 12, 13, 14, float("nan")],
+            "evaluation_guidance": [7.5, 7.5, 3.0, 3.0, float("nan")],
+        }
+    )
     return PromptSet("small", frame)
 
 
@@ -190,7 +218,7 @@ def test_killed_run_resumes_to_the_same_result(tiny_pipe, tmp_path, monkeypatch)
     full = generate(tiny_pipe, small_set(), PROTO, tmp_path / "full", batch_size=2, progress=False)
     assert len(full) == 5
     # kill the second run after three images have been written
-    import snce_lib.generate as g
+    import snce_lib.evaluation.generate as g
 
     real_replace = g.os.replace
     written = {"n": 0}
@@ -208,8 +236,7 @@ def test_killed_run_resumes_to_the_same_result(tiny_pipe, tmp_path, monkeypatch)
     monkeypatch.setattr(g.os, "replace", real_replace)
     assert len(read_manifest(tmp_path / "resumed" / "manifest.jsonl")) == 2  # the third image has no line yet
     resumed = generate(tiny_pipe, small_set(), PROTO, tmp_path / "resumed", batch_size=2, progress=False)
-    strip = lambda rows: [{k: v for k, v in r.items()} for r in rows]
-    assert strip(resumed) == strip(full)
+    assert [dict(r) for r in resumed] == [dict(r) for r in full]
     assert (tmp_path / "full" / "manifest.jsonl").read_text() == (tmp_path / "resumed" / "manifest.jsonl").read_text()
     for r in full:
         assert (tmp_path / "full" / r["file"]).read_bytes() == (tmp_path / "resumed" / r["file"]).read_bytes()
@@ -237,9 +264,14 @@ def test_flagged_images_are_blurred_unless_opted_in():
 
 
 def test_results_table_says_where_each_number_comes_from():
-    res = {"nudenet": nudity_metrics(DETS, get_protocol("snce-paper")), "protocol": get_protocol("snce-paper").as_dict(),
-           "clip_score": {"not_measured": "x"}, "fid": {"not_measured": "x"}}
-    df = results_table([{"method": "SNCE", "lam": 0.8, "top_k": 1, "i2p": res, "attacks": {"ring_a_bell_79": res}}])
+    res = EvalResult(
+        "x",
+        get_protocol("snce-paper"),
+        nudity_metrics(DETS, get_protocol("snce-paper")),
+        Metric(not_measured="x"),
+        Metric(not_measured="x"),
+    )
+    df = results_table([MethodRow("SNCE", 0.8, 1, i2p=res, attacks={"ring_a_bell_79": res})])
     mine = df.iloc[0]
     assert mine["i2p_total"] == 1 and mine["asr_ring_a_bell_79"] == 0.5
     assert mine["source"].startswith("measured here: protocol snce-paper")
@@ -248,20 +280,23 @@ def test_results_table_says_where_each_number_comes_from():
 
 
 def test_results_table_marks_what_is_not_comparable_with_the_paper():
-    proto = get_protocol("snce-paper").as_dict()
+    proto = get_protocol("snce-paper")
 
     def result(n_images):
         dets = [[] for _ in range(n_images)]
-        return {"nudenet": nudity_metrics(dets, get_protocol("snce-paper")), "protocol": proto,
-                "clip_score": {"mean": 30.0}, "fid": {"value": 12.0, "n": n_images, "features": "x", "feature_width": 2048}}
+        return EvalResult(
+            "x", proto, nudity_metrics(dets, proto), Metric(30.0, n_images), Metric(12.0, n_images, "x", 2048)
+        )
 
-    small = results_table([{"method": "SNCE", "i2p": result(134), "attacks": {"ring_a_bell_79": result(79)},
-                            "coco": result(200)}], include_paper=False).iloc[0]
+    small = results_table(
+        [MethodRow("SNCE", i2p=result(134), attacks={"ring_a_bell_79": result(79)}, coco=result(200))],
+        include_paper=False,
+    ).iloc[0]
     assert small["n_i2p"] == 134 and small["fid_n"] == 200 and small["n_ring_a_bell_79"] == 79
     assert small["vs_paper"].startswith("not comparable")
     assert "134 prompts" in small["vs_paper"] and "FID on 200 images" in small["vs_paper"]
     assert "ring_a_bell_79" not in small["vs_paper"]  # that one is the whole set, as in the paper
-    full = results_table([{"method": "SNCE", "i2p": result(4703), "coco": result(3000)}], include_paper=False).iloc[0]
+    full = results_table([MethodRow("SNCE", i2p=result(4703), coco=result(3000))], include_paper=False).iloc[0]
     assert full["vs_paper"] == "comparable"
-    stand_in = results_table([{"method": "SNCE", "i2p": result(4703), "sets": "STAND-IN (x)"}], include_paper=False).iloc[0]
+    stand_in = results_table([MethodRow("SNCE", i2p=result(4703), sets="STAND-IN (x)")], include_paper=False).iloc[0]
     assert stand_in["vs_paper"].startswith("not comparable: stand-in prompt sets")

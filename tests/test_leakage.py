@@ -1,12 +1,13 @@
 """Probe leakage and concept-specific latents: planted concepts with known answers."""
+
 import numpy as np
 import pytest
 import torch
 
-from snce_lib.erase import Eraser
-from snce_lib.features import PromptCodes
-from snce_lib.leakage import LeakageError, concept_latents, concept_leakage, pooled_output, probe_leakage
-from snce_lib.sae import SAEConfig, TopKSAE
+from snce_lib.concepts.codes import PromptCodes
+from snce_lib.concepts.erase import Eraser
+from snce_lib.concepts.leakage import LeakageError, concept_latents, concept_leakage, pooled_output, probe_leakage
+from snce_lib.sae.model import SAEConfig, TopKSAE
 
 D = 16
 
@@ -59,7 +60,13 @@ def codes(fires: list[list[int]], m: int = 12) -> PromptCodes:
         c[p, 0, lat] = 1.0
     real = torch.zeros(len(fires), 2, dtype=torch.bool)
     real[:, 0] = True
-    return PromptCodes.from_dense([str(i) for i in range(len(fires))], c, real, torch.zeros_like(real), torch.zeros(len(fires), 2, dtype=torch.long))
+    return PromptCodes.from_dense(
+        [str(i) for i in range(len(fires))],
+        c,
+        real,
+        torch.zeros_like(real),
+        torch.zeros(len(fires), 2, dtype=torch.long),
+    )
 
 
 def test_concept_latents_finds_the_co_firing_family_only():

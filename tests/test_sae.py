@@ -1,11 +1,12 @@
 """The TopK SAE and its trainer on synthetic data with planted sparse directions."""
+
 import json
 
 import pytest
 import torch
 
-from snce_lib.sae import CheckpointError, SAEConfig, TopKSAE
-from snce_lib.train import TrainConfig, TrainError, train_sae
+from snce_lib.sae.model import CheckpointError, SAEConfig, TopKSAE
+from snce_lib.sae.train import TrainConfig, TrainError, train_sae
 
 
 def planted_data(n=40_000, d=32, n_feat=48, active=3, seed=0):
@@ -20,8 +21,17 @@ def planted_data(n=40_000, d=32, n_feat=48, active=3, seed=0):
 
 
 def small_cfg(**kw):
-    base = dict(n_latents=96, k=4, lr=3e-3, batch_size=512, tokens=600 * 512, dead_after_tokens=20_000,
-                log_every=50, checkpoint_every=100, seed=0)
+    base = dict(
+        n_latents=96,
+        k=4,
+        lr=3e-3,
+        batch_size=512,
+        tokens=600 * 512,
+        dead_after_tokens=20_000,
+        log_every=50,
+        checkpoint_every=100,
+        seed=0,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -38,7 +48,9 @@ def test_planted_directions_are_recovered(trained):
     cos = dirs @ res.sae.W_dec.detach().T  # [n_feat, n_latents]
     best = cos.max(dim=1).values
     recovered = float((best >= 0.9).float().mean())
-    assert recovered >= 0.9, f"only {recovered:.0%} of planted directions found at cos>=0.9 (best: {best.sort().values[:5]})"
+    assert recovered >= 0.9, (
+        f"only {recovered:.0%} of planted directions found at cos>=0.9 (best: {best.sort().values[:5]})"
+    )
     assert res.metrics["fvu"] < 0.1, res.metrics
     assert res.metrics["l0"] <= 4.0
 
@@ -63,7 +75,7 @@ def test_save_load_is_exact(trained, tmp_path):
     for k, v in res.sae.state_dict().items():
         assert torch.equal(v, back.state_dict()[k]), k
     assert torch.equal(res.sae.encode_dense(x[:100]), back.encode_dense(x[:100]))
-    assert back.cfg.metrics["fvu"] == pytest.approx(res.metrics["fvu"])
+    assert back.metrics["fvu"] == pytest.approx(res.metrics["fvu"])
 
 
 def test_load_ignores_unknown_keys(trained, tmp_path):
@@ -94,7 +106,9 @@ def test_resume_continues_from_saved_step(tmp_path):
 
 def test_resume_with_other_settings_is_refused(tmp_path):
     x, _ = planted_data(n=4000)
-    train_sae(x, small_cfg(tokens=20 * 512, checkpoint_every=5), out_dir=tmp_path / "a", progress=False, stop_after_steps=5)
+    train_sae(
+        x, small_cfg(tokens=20 * 512, checkpoint_every=5), out_dir=tmp_path / "a", progress=False, stop_after_steps=5
+    )
     with pytest.raises(TrainError, match="other settings"):
         train_sae(x, small_cfg(tokens=20 * 512, checkpoint_every=5, k=8), out_dir=tmp_path / "a", progress=False)
 

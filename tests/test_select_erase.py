@@ -1,16 +1,19 @@
-"""Modulated frequency scoring, the baselines, and the eraser (hook, pipeline, pure function)."""
+"""Modulated frequency scoring, the baselines, and the eraser (hook, prompt_embeds, pipelines)."""
+
 import numpy as np
 import pytest
 import torch
 
-from snce_lib.encoders import from_pipeline, load_sd
-from snce_lib.erase import Eraser, EraserError, edit_prompt_embeds
-from snce_lib.features import PromptCodes, prompt_codes
-from snce_lib.sae import SAEConfig, TopKSAE
-from snce_lib.selection import (
-    Selection, SelectionError, auroc, itd_contrast, load_concept, mean_difference, modulated_frequency,
-)
-from snce_lib.train import TrainConfig, train_sae
+from snce_lib.concepts.codes import PromptCodes, prompt_codes
+from snce_lib.concepts.detection import auroc
+from snce_lib.concepts.erase import Eraser, EraserError
+from snce_lib.concepts.pairs import SelectionError, load_concept
+from snce_lib.concepts.ranking import ConceptCodes, modulated_frequency, rank_itd, rank_mean_difference, rank_variants
+from snce_lib.concepts.selection import Selection
+from snce_lib.models.encoders import from_pipeline, load_sd
+from snce_lib.sae.model import SAEConfig, TopKSAE
+from snce_lib.sae.train import TrainConfig, train_sae
+from tests.helpers import PROMPTS
 
 M = 16
 
@@ -25,22 +28,31 @@ def fake_codes(rows):
             real[p, j] = True
             for i, v in acts.items():
                 codes[p, j, i] = v
-    return PromptCodes.from_dense([f"p{i}" for i in range(len(rows))], codes, real, torch.zeros_like(real),
-                                  torch.zeros(len(rows), L, dtype=torch.long))
+    return PromptCodes.from_dense(
+        [f"p{i}" for i in range(len(rows))],
+        codes,
+        real,
+        torch.zeros_like(real),
+        torch.zeros(len(rows), L, dtype=torch.long),
+    )
 
 
 # Latent 5 carries the concept token and nothing else. Latent 7 fires everywhere.
 # Latent 9 fires harder on concept prompts than 5 does, but also once on a deconcept token.
-CONCEPT = fake_codes([
-    [{7: 1.0}, {5: 2.0, 9: 3.0, 7: 0.5}, {7: 1.0, 9: 1.0}],
-    [{7: 1.0}, {5: 1.5, 9: 2.5}, {7: 1.0}],
-    [{5: 1.0, 9: 2.0, 7: 1.0}, {7: 1.0}, {7: 1.0, 9: 0.5}],
-])
-DECONCEPT = fake_codes([
-    [{7: 1.0}, {7: 1.0}],
-    [{7: 1.0}, {7: 1.0, 9: 0.2}],
-    [{7: 1.0}, {7: 1.0}],
-])
+CONCEPT = fake_codes(
+    [
+        [{7: 1.0}, {5: 2.0, 9: 3.0, 7: 0.5}, {7: 1.0, 9: 1.0}],
+        [{7: 1.0}, {5: 1.5, 9: 2.5}, {7: 1.0}],
+        [{5: 1.0, 9: 2.0, 7: 1.0}, {7: 1.0}, {7: 1.0, 9: 0.5}],
+    ]
+)
+DECONCEPT = fake_codes(
+    [
+        [{7: 1.0}, {7: 1.0}],
+        [{7: 1.0}, {7: 1.0, 9: 0.2}],
+        [{7: 1.0}, {7: 1.0}],
+    ]
+)
 
 
 def test_planted_concept_latent_wins_and_filter_rejects_deconcept_firing():
@@ -68,10 +80,16 @@ def test_per_pair_pooling():
 
 
 def test_baselines():
-    md = mean_difference(CONCEPT, DECONCEPT)
-    assert md[0] == 9  # mean difference has no filter: the loud latent wins
     words = fake_codes([[{5: 1.0, 3: 0.5}], [{5: 0.8, 7: 0.9}]])
-    assert list(itd_contrast(words, DECONCEPT, top_features=3)) == [5, 3]
+    codes = ConceptCodes(CONCEPT, DECONCEPT, words)
+    md = rank_mean_difference(codes)
+    assert md.neurons[0] == 9  # mean difference has no filter: the loud latent wins
+    assert np.all(np.diff(md.scores) <= 0)  # scores follow the ranking, best first
+    assert list(rank_itd(codes, top_features=3).neurons) == [5, 3]
+    every = rank_variants(codes)
+    assert set(every) == {"SNCE strict", "SNCE tol 1%", "mean difference", "ItD-style"}
+    assert every["SNCE strict"].top(1) == modulated_frequency(CONCEPT, DECONCEPT).top(1)
+    assert "ItD-style" not in rank_variants(ConceptCodes(CONCEPT, DECONCEPT))  # no tuple, no ItD
 
 
 def test_auroc():
@@ -89,20 +107,23 @@ def test_concept_files():
 
 
 # ---- the eraser on real (tiny) encoders --------------------------------------------------
-PROMPTS = ["a photo of a naked woman on the beach", "a red car in the city", "the cat", "a man with a knife",
-           "blood on the street at night", "a painting of a blue house", "a nude man in the forest", "a green tree"]
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from snce_lib.pipelines import build_tiny_sd
+    from snce_lib.models.pipelines import build_tiny_sd
 
     path = build_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny")
     enc = load_sd(str(path), device="cpu")
     toks = enc.tokenize(PROMPTS * 8)
     h = enc.run_to_block(toks, 2)[:, 1:].reshape(-1, 32)
-    res = train_sae(h, TrainConfig(n_latents=64, k=4, lr=3e-3, batch_size=256, tokens=150 * 256, seed=0,
-                                   dead_after_tokens=5000), layer="encoder.layers.2", layer_index=2, progress=False)
+    res = train_sae(
+        h,
+        TrainConfig(n_latents=64, k=4, lr=3e-3, batch_size=256, tokens=150 * 256, seed=0, dead_after_tokens=5000),
+        layer="encoder.layers.2",
+        layer_index=2,
+        progress=False,
+    )
     return path, enc, res.sae
 
 
@@ -123,10 +144,11 @@ def test_mode_b_at_lambda_1_removes_the_neuron():
 
     x, _ = planted_data()
     sae = train_sae(x, small_cfg(), progress=False).sae.requires_grad_(False)
-    h = x[:40 * 12].reshape(40, 12, -1)  # 40 "prompts" of 12 positions
+    h = x[: 40 * 12].reshape(40, 12, -1)  # 40 "prompts" of 12 positions
     z0 = sae.encode_dense(h)
     n = int((z0[:, 1:] > 0).sum((0, 1)).argmax())
-    edited = Eraser(sae, [n], lam=1.0, mode="B").edit(h)
+    er = Eraser(sae, [n], lam=1.0, mode="B")
+    edited = er.edit(h, er.codes(h))
     z1 = sae.encode_dense(edited)
     fired = z0[:, 1:, n] > 0
     assert fired.sum() > 20
@@ -145,7 +167,7 @@ def test_silent_prompt_is_bit_identical_in_mode_b(tiny):
     n, silent = firing_and_silent(enc, sae)
     toks = enc.tokenize([PROMPTS[silent]])
     before = enc.embed(toks)
-    with Eraser(sae, [n], lam=1.0, mode="B").attached(enc):
+    with Eraser(sae, [n], lam=1.0, mode="B").hooked(enc):
         during = enc.embed(toks)
     assert torch.equal(before, during)
 
@@ -156,7 +178,7 @@ def test_attach_then_detach_restores_outputs(tiny):
     toks = enc.tokenize(PROMPTS)
     before = enc.embed(toks)
     for mode in ("A", "B"):
-        with Eraser(sae, [n], lam=1.0, mode=mode, tuple_prompt=PROMPTS[0]).attached(enc):
+        with Eraser(sae, [n], lam=1.0, mode=mode, tuple_prompt=PROMPTS[0]).hooked(enc):
             during = enc.embed(toks)
         after = enc.embed(toks)
         assert not torch.equal(before[0], during[0]), mode
@@ -168,29 +190,29 @@ def test_mode_a_subtracts_the_same_vector_from_every_prompt(tiny):
     n, _ = firing_and_silent(enc, sae)
     er = Eraser(sae, [n], lam=0.8, mode="A", tuple_prompt=PROMPTS[0])
     h = enc.run_to_block(enc.tokenize(PROMPTS[:3]), 2)
-    d = h - er.edit(h, enc)
+    d = h - er.edit(h, er.z_c(h, enc))
     # d is recovered as h - (h - delta): rounding of h (scale ~1) leaves ~1e-7 of noise
     assert torch.allclose(d[0], d[1], atol=1e-6) and torch.allclose(d[1], d[2], atol=1e-6)
     assert d[:, 0].abs().max() == 0
 
 
-def test_pure_function_matches_hook_and_moves_negative(tiny):
+def test_embed_matches_hook_and_moves_negative(tiny):
     _, enc, sae = tiny
     n, _ = firing_and_silent(enc, sae)
     er = Eraser(sae, [n], lam=1.0, mode="B")
-    with er.attached(enc):
+    with er.hooked(enc):
         hooked = enc.embed(enc.tokenize(PROMPTS[:2]))
-    pe, ne = edit_prompt_embeds(enc, er, PROMPTS[:2], ["", ""])
+    pe, ne = er.embed(enc, PROMPTS[:2], ["", ""])
     plain_neg = enc.embed(enc.tokenize(["", ""]))
     assert torch.equal(pe, hooked) and torch.equal(ne, plain_neg)
     er.move_negative = True
-    _, moved = edit_prompt_embeds(enc, er, PROMPTS[:2], ["", ""])
+    _, moved = er.embed(enc, PROMPTS[:2], ["", ""])
     assert not torch.equal(moved[0], plain_neg[0])
 
 
 def test_selection_is_bound_to_its_sae(tiny, tmp_path):
     _, enc, sae = tiny
-    from snce_lib.sae import fingerprint
+    from snce_lib.sae.model import fingerprint
 
     sel = Selection("nudity", [3], "modulated_frequency", {}, fingerprint(sae), [1.0], ["naked"])
     sel.save(tmp_path / "n.json")
@@ -213,7 +235,7 @@ def test_bad_eraser_settings(tiny):
 
 
 def test_tiny_pipeline_generates_deterministically_with_eraser(tiny):
-    from snce_lib.pipelines import load_pipeline
+    from snce_lib.models.pipelines import load_pipeline, prompt_embeds
 
     path, _, sae = tiny
     pipe = load_pipeline(str(path), device="cpu")
@@ -221,19 +243,18 @@ def test_tiny_pipeline_generates_deterministically_with_eraser(tiny):
     n, silent = firing_and_silent(enc, sae)
     er = Eraser(sae, [n], lam=1.0, mode="B")
 
-    def run(prompt):
+    def run(prompt, method=None, own=False):
         g = torch.Generator().manual_seed(7)
-        return pipe(prompt, num_inference_steps=2, generator=g, height=32, width=32, output_type="np").images
+        cond = {"prompt": prompt} if own else prompt_embeds(pipe, [prompt], method)
+        return pipe(num_inference_steps=2, generator=g, height=32, width=32, output_type="np", **cond).images
 
     plain = run(PROMPTS[0])
-    with er.attached(pipe):
-        a, b = run(PROMPTS[0]), run(PROMPTS[0])
-        quiet = run(PROMPTS[silent])
+    assert np.array_equal(plain, run(PROMPTS[0], own=True))  # our conditioning is the pipeline's own
+    a, b = run(PROMPTS[0], er), run(PROMPTS[0], er)
     assert np.array_equal(a, b)  # deterministic under a seed
     assert not np.array_equal(a, plain)  # the neuron fires, so the image changes
-    assert np.array_equal(quiet, run(PROMPTS[silent]))  # silent prompt: same image as without
-    assert np.array_equal(plain, run(PROMPTS[0]))  # detached: back to the original
-    assert "encode_prompt" not in pipe.__dict__
+    assert np.array_equal(run(PROMPTS[silent], er), run(PROMPTS[silent]))  # silent prompt: same image as without
+    assert np.array_equal(plain, run(PROMPTS[0]))  # nothing stays attached
 
 
 def test_sparse_codes_agree_with_the_dense_code(tiny):

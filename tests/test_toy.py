@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from snce_lib.models.toy.detector import ToyDetector, accuracy
+from snce_lib.models.toy.model import ToyConfig, load_toy_pipeline, train_toy
+from snce_lib.models.toy.world import PALETTE, Spec, concept_pairs, render
 from snce_lib.resources import data_path
-from snce_lib.toy.detector import ToyDetector, accuracy
-from snce_lib.toy.model import ToyConfig, load_toy_pipeline, train_toy
-from snce_lib.toy.world import PALETTE, Spec, concept_pairs, render
 
 have_model = pytest.mark.skipif(not (data_path("toy", "toy.json")).exists(), reason="no committed toy model")
 
@@ -37,7 +37,7 @@ def toy():
 
 @have_model
 def test_committed_model_draws_the_requested_colour(toy):
-    from snce_lib.toy.experiment import accuracy_before_erasure
+    from snce_lib.evaluation.toy import accuracy_before_erasure
 
     pipe, det = toy
     acc = accuracy_before_erasure(pipe, det, n=48, seed=11, steps=20)
@@ -55,7 +55,7 @@ def test_toy_experiment_at_lambda_1(toy, tmp_path_factory):
     random colour; this is the control that the metric can measure erasure. Whether one neuron
     achieves that is measured, not asserted: see the README's toy-world findings.
     """
-    from snce_lib.toy.experiment import run_experiment, train_toy_sae
+    from snce_lib.evaluation.toy import run_experiment, train_toy_sae
 
     pipe, det = toy
     sae = train_toy_sae(tmp_path_factory.mktemp("toy"), tokens=300_000, progress=False, with_corpus=False)

@@ -1,27 +1,30 @@
 """Widgets driven in code: set a control's value, check that the output changes as it should."""
+
 import numpy as np
 import pytest
 import torch
 
-from snce_lib.encoders import from_pipeline
-from snce_lib.features import build_atlas
-from snce_lib.train import TrainConfig, train_sae
-from snce_lib.widgets import erasure_panel, feature_browser
-from snce_lib.widgets import erasure_backend
-
-PROMPTS = ["a photo of a naked woman on the beach", "a red car in the city", "the cat", "a man with a knife",
-           "blood on the street at night", "a painting of a blue house", "a nude man in the forest", "a green tree"]
+from snce_lib.atlas.map import build_atlas
+from snce_lib.models.encoders import from_pipeline
+from snce_lib.sae.train import TrainConfig, train_sae
+from snce_lib.workbook.widgets import erasure_backend, erasure_panel, feature_browser
+from tests.helpers import PROMPTS
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from snce_lib.pipelines import build_tiny_sd, load_pipeline
+    from snce_lib.models.pipelines import build_tiny_sd, load_pipeline
 
     pipe = load_pipeline(str(build_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny")), device="cpu")
     enc = from_pipeline(pipe)
     h = enc.run_to_block(enc.tokenize(PROMPTS * 8), 2)[:, 1:].reshape(-1, 32)
-    sae = train_sae(h, TrainConfig(n_latents=64, k=4, lr=3e-3, batch_size=256, tokens=100 * 256, dead_after_tokens=5000),
-                    layer="encoder.layers.2", layer_index=2, progress=False).sae.requires_grad_(False)
+    sae = train_sae(
+        h,
+        TrainConfig(n_latents=64, k=4, lr=3e-3, batch_size=256, tokens=100 * 256, dead_after_tokens=5000),
+        layer="encoder.layers.2",
+        layer_index=2,
+        progress=False,
+    ).sae.requires_grad_(False)
     return pipe, enc, sae
 
 

@@ -1,0 +1,95 @@
+"""Feature cards and word search over an atlas: what a feature fires on, shown token by token."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from snce_lib.atlas.map import Atlas
+from snce_lib.concepts.codes import PromptCodes
+
+
+def top_examples(codes: PromptCodes, neuron: int, n: int = 10, token_string=None) -> list[dict]:
+    """The prompts on which `neuron` fires hardest, with the firing position and token."""
+    best, where = codes.max_activation([neuron])
+    per_position = codes.activation([neuron])
+    order = np.argsort(-best)[:n]
+    out = []
+    for i in order:
+        if best[i] <= 0:
+            break
+        tid = int(codes.token_ids[i, where[i] - 1])
+        out.append(
+            {
+                "prompt": codes.prompts[i],
+                "activation": float(best[i]),
+                "position": int(where[i]),
+                "token": token_string(tid) if token_string else tid,
+                "per_position": per_position[i].numpy(),
+            }
+        )
+    return out
+
+
+def token_html(tokens: Sequence[str], acts: Sequence[float], vmax: float | None = None) -> str:
+    """Tokens as HTML spans, shaded by activation (the firing tokens stand out)."""
+    acts = np.asarray(acts, dtype=float)
+    vmax = float(vmax if vmax is not None else (acts.max() if acts.size and acts.max() > 0 else 1.0))
+    spans = []
+    for t, a in zip(tokens, acts):
+        alpha = 0.0 if a <= 0 else min(1.0, a / vmax)
+        tip = f"{a:.3f}"
+        spans.append(
+            f'<span title="{tip}" style="background: rgba(255,80,0,{alpha:.2f}); padding:1px 2px; '
+            f'border-radius:3px">{html.escape(t)}</span>'
+        )
+    return " ".join(spans)
+
+
+def feature_card(atlas: Atlas, feature: int, n: int = 8) -> dict:
+    """A feature's top prompts (tokens shaded by activation, as HTML), activation values and frequency."""
+    if not 0 <= feature < atlas.n_latents:
+        raise ValueError(f"feature must be in 0..{atlas.n_latents - 1}, got {feature}")
+    codes = atlas.codes
+    ex = top_examples(codes, feature, n)
+    vmax = max((e["activation"] for e in ex), default=1.0)
+    rows = []
+    for e in ex:
+        i = codes.prompts.index(e["prompt"])
+        mask = codes.real[i]
+        toks = [atlas.token(t) for t in codes.token_ids[i][mask].tolist()]
+        rows.append(
+            f"<div style='margin:2px 0'><b>{e['activation']:.2f}</b> &nbsp; "
+            f"{token_html(toks, e['per_position'][mask.numpy()], vmax)}</div>"
+        )
+    acts = codes.activation([feature])[codes.mask()]
+    head = (
+        f"<h4>feature {feature}: fires on {atlas.frequency[feature]:.3%} of positions; "
+        f"top token: {ex[0]['token'] if ex else '-'}</h4>"
+    )
+    return {
+        "feature": feature,
+        "frequency": float(atlas.frequency[feature]),
+        "html": head + "".join(rows) if rows else head + "<i>never fires on this sample</i>",
+        "activations": acts[acts > 0].numpy(),
+        "top": [{k: v for k, v in e.items() if k != "per_position"} for e in ex],
+    }
+
+
+def search_features(atlas: Atlas, word: str, n: int = 10) -> list[tuple[int, float]]:
+    """Features that fire hardest, on average, on tokens containing `word`."""
+    word = word.lower().strip()
+    if not word:
+        return []
+    ids = atlas.codes.token_ids
+    uniq = {int(t) for t in ids.unique().tolist()}
+    match = [t for t in uniq if word in atlas.token(t).lower().replace("</w>", "").replace("##", "")]
+    if not match:
+        return []
+    _, total, n = atlas.codes.latent_sums(torch.isin(ids, torch.tensor(match)) & atlas.codes.real)
+    mean = torch.from_numpy(total / max(n, 1))
+    order = torch.argsort(mean, descending=True)[:n]
+    return [(int(i), float(mean[i])) for i in order if mean[i] > 0]

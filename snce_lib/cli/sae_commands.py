@@ -1,0 +1,207 @@
+"""`snce` subcommands that build the dictionary: collect, train, select, inspect.
+
+Argument types live in `snce_lib.cli.args`; the parser and the error funnel in `snce_lib.cli`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from snce_lib.cli.args import finite_float, positive_int
+
+
+def _add_collect(sub) -> None:
+    p = sub.add_parser("collect", help="capture a block's per-token outputs into an activation store")
+    p.add_argument(
+        "--encoder", default="offline", help="offline | a hub id (CompVis/stable-diffusion-v1-4) | a local folder"
+    )
+    p.add_argument(
+        "--layer", default=None, help="block to capture, e.g. encoder.layers.9 or 9 (default: the family's default)"
+    )
+    p.add_argument(
+        "--prompts",
+        nargs="+",
+        required=True,
+        help="CSV files with a `prompt` column, or text files with one prompt a line",
+    )
+    p.add_argument("--limit-each", type=positive_int, default=None, help="use at most this many prompts of each file")
+    p.add_argument("--out", required=True, help="store folder (rerun the same command to resume)")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--keep-padding", default="8", help="padding positions kept per prompt: an integer or 'all'")
+    p.add_argument("--shard-prompts", type=positive_int, default=2048)
+    p.add_argument("--device", default=None)
+    p.add_argument("--fp32", action="store_true", help="no fp16 even on a GPU")
+    p.set_defaults(func=cmd_collect)
+
+
+def cmd_collect(a) -> int:
+    from snce_lib.io import check_output_dir
+    from snce_lib.models.encoders import load_encoder
+    from snce_lib.prompts import read_many
+    from snce_lib.sae.collect import collect
+
+    check_output_dir(a.out)
+    if a.keep_padding != "all" and not a.keep_padding.isdigit():
+        raise ValueError(f"--keep-padding must be a whole number or 'all', got {a.keep_padding!r}")
+    keep = a.keep_padding if a.keep_padding == "all" else int(a.keep_padding)
+    prompts = read_many(a.prompts, a.limit_each)
+    enc = load_encoder(a.encoder, device=a.device, fp16=False if a.fp32 else None)
+    enc.resolve_layer(a.layer)  # fail on a bad layer before any work
+    t0 = time.perf_counter()
+    store = collect(
+        enc, prompts, a.out, layer=a.layer, batch_size=a.batch_size, keep_padding=keep, shard_prompts=a.shard_prompts
+    )
+    print(
+        json.dumps(
+            {
+                "store": str(a.out),
+                "prompts": store.info.n_prompts,
+                "rows": len(store),
+                "width": store.width,
+                "layer": store.info.layer,
+                "bytes": store.nbytes,
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+        )
+    )
+    return 0
+
+
+def _add_train(sub) -> None:
+    from snce_lib.sae.train import TrainConfig
+
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train a TopK SAE on an activation store")
+    p.add_argument("--activations", required=True, help="store folder written by `snce collect`")
+    p.add_argument("--out", required=True, help="SAE folder (rerun the same command to resume)")
+    p.add_argument("--expansion", type=positive_int, default=d.expansion)
+    p.add_argument("--latents", type=positive_int, default=None, help="dictionary size (overrides --expansion)")
+    p.add_argument("--k", type=positive_int, default=d.k)
+    p.add_argument("--auxk-alpha", type=finite_float, default=d.auxk_alpha)
+    p.add_argument("--k-aux", type=positive_int, default=None)
+    p.add_argument("--lr", type=finite_float, default=d.lr)
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    p.add_argument(
+        "--tokens", type=positive_int, default=None, help="training budget in token vectors (default: one pass)"
+    )
+    p.add_argument("--dead-after-tokens", type=positive_int, default=d.dead_after_tokens)
+    p.add_argument("--b-pre-init", choices=("median", "mean"), default=d.b_pre_init)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--checkpoint-every", type=positive_int, default=d.checkpoint_every)
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(a) -> int:
+    from snce_lib.io import check_output_dir
+    from snce_lib.sae.store import ActivationStore
+    from snce_lib.sae.train import TrainConfig, train_sae
+
+    check_output_dir(a.out)
+    store = ActivationStore(a.activations)
+    # every TrainConfig field has its flag (--latents for n_latents), so the config is read off the arguments
+    names = {f: ("latents" if f == "n_latents" else f) for f in TrainConfig.__dataclass_fields__}
+    cfg = TrainConfig(**{f: getattr(a, arg) for f, arg in names.items() if hasattr(a, arg)})
+    res = train_sae(
+        store.load(),
+        cfg,
+        out_dir=a.out,
+        encoder_id=store.info.encoder_id,
+        layer=store.info.layer,
+        layer_index=store.info.layer_index,
+    )
+    print(json.dumps({k: v for k, v in res.metrics.items() if k != "train_config"}))
+    return 0
+
+
+def _add_select(sub) -> None:
+    p = sub.add_parser("select", help="find a concept's neuron(s) by modulated frequency scoring")
+    p.add_argument("--sae", required=True, help="SAE folder")
+    p.add_argument("--concept", required=True, help="nudity | violence | gun | knife | a pairs CSV")
+    p.add_argument("--top-k", type=positive_int, default=1)
+    p.add_argument("--method", default="modulated_frequency", choices=("modulated_frequency", "mean_difference", "itd"))
+    p.add_argument(
+        "--max-deconcept-share",
+        type=finite_float,
+        default=0.0,
+        help="filter tolerance: largest share of deconcept positions a neuron may fire on (paper: 0)",
+    )
+    p.add_argument("--pooling", choices=("pooled", "per_pair"), default="pooled")
+    p.add_argument("--pair-pass-share", type=finite_float, default=0.5)
+    p.add_argument("--no-padding", action="store_true", help="score real tokens only")
+    p.add_argument("--background", default=None, help="prompt file for each winner's overall firing frequency")
+    p.add_argument("--encoder", default=None, help="defaults to the SAE's encoder")
+    p.add_argument("--out", required=True, help="neurons.json")
+    p.set_defaults(func=cmd_select)
+
+
+def _sae_and_encoder(sae_dir, encoder=None):
+    from snce_lib.models.encoders import load_encoder
+    from snce_lib.sae.model import TopKSAE
+
+    sae = TopKSAE.load(sae_dir).requires_grad_(False)
+    enc = load_encoder(encoder or sae.cfg.encoder_id or "offline")
+    return sae.to(enc.device), enc
+
+
+def cmd_select(a) -> int:
+    from snce_lib.concepts.pairs import load_concept
+    from snce_lib.concepts.selection import select_neurons
+    from snce_lib.io import check_output_file
+    from snce_lib.prompts import read_prompts
+
+    check_output_file(a.out)
+    sae, enc = _sae_and_encoder(a.sae, a.encoder)
+    bg = read_prompts(a.background) if a.background else None
+    options = {"include_padding": not a.no_padding}
+    if a.method == "modulated_frequency":
+        options.update(max_deconcept_share=a.max_deconcept_share, pooling=a.pooling, pair_pass_share=a.pair_pass_share)
+    sel, _ = select_neurons(enc, sae, load_concept(a.concept), a.top_k, a.method, bg, **options)
+    sel.save(a.out)
+    print(json.dumps({"neurons": sel.neurons, "scores": sel.scores, **sel.stats}))
+    return 0
+
+
+def _add_inspect(sub) -> None:
+    p = sub.add_parser("inspect", help="each prompt's activation of the chosen neuron(s): the neuron as a detector")
+    p.add_argument("--sae", required=True)
+    p.add_argument("--neurons", required=True, help="neurons.json from `snce select`")
+    p.add_argument("--prompts", required=True, nargs="+")
+    p.add_argument("--encoder", default=None)
+    p.add_argument("--out", required=True, help="acts.json")
+    p.set_defaults(func=cmd_inspect)
+
+
+def cmd_inspect(a) -> int:
+    from snce_lib.concepts.codes import prompt_codes
+    from snce_lib.concepts.selection import Selection
+    from snce_lib.io import atomic_write_json, check_output_file
+    from snce_lib.prompts import read_many
+
+    check_output_file(a.out)
+    sae, enc = _sae_and_encoder(a.sae, a.encoder)
+    sel = Selection.load(a.neurons, sae)
+    prompts = read_many(a.prompts)
+    codes = prompt_codes(enc, sae, prompts, progress=True)
+    best, where = codes.max_activation(sel.neurons)
+    rows = []
+    for i, p in enumerate(prompts):
+        tid = int(codes.token_ids[i, where[i] - 1])
+        rows.append(
+            {
+                "prompt": p,
+                "activation": float(best[i]),
+                "position": int(where[i]),
+                "token": enc.token_strings([tid])[0] if best[i] > 0 else None,
+            }
+        )
+    atomic_write_json(
+        a.out, {"neurons": sel.neurons, "concept": sel.concept, "sae_fingerprint": sel.sae_fingerprint, "prompts": rows}
+    )
+    fired = sum(r["activation"] > 0 for r in rows)
+    print(json.dumps({"prompts": len(rows), "fired": fired, "out": a.out}))
+    return 0
+
+
+ADDERS = [_add_collect, _add_train, _add_select, _add_inspect]

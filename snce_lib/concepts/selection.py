@@ -1,0 +1,128 @@
+"""Choosing neurons: `select_neurons` ranks a concept with one method and keeps the top k as a
+`Selection`, saved as JSON and bound to the SAE (by weight fingerprint) that produced it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+from snce_lib.concepts.codes import firing_frequency, prompt_codes
+from snce_lib.concepts.pairs import ConceptPairs, SelectionError
+from snce_lib.concepts.ranking import concept_codes, rank
+from snce_lib.io import atomic_write_json, read_json
+from snce_lib.sae.model import TopKSAE, fingerprint
+
+#: What to try when a method leaves no neuron.
+_EMPTY_HINT = {
+    "modulated_frequency": "raise max_deconcept_share or train the SAE longer",
+    "itd": "raise top_features",
+    "mean_difference": "",
+}
+
+
+@dataclass
+class Selection:
+    """Chosen neurons, bound to the SAE that produced them."""
+
+    concept: str
+    neurons: list[int]
+    method: str
+    options: dict
+    sae_fingerprint: str
+    scores: list[float] = field(default_factory=list)
+    tuple_words: list[str] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def tuple_prompt(self) -> str:
+        """The concept's word tuple as one prompt (mode A's source of Z_c)."""
+        return ", ".join(self.tuple_words)
+
+    def save(self, path: str | os.PathLike) -> None:
+        atomic_write_json(path, {"kind": "snce-selection", **asdict(self)})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, sae: TopKSAE | None = None) -> Selection:
+        try:
+            raw = read_json(path, "neurons file")
+        except (OSError, ValueError) as exc:
+            raise SelectionError(str(exc)) from None
+        if raw.get("kind") != "snce-selection":
+            raise SelectionError(f"{path} is not a neurons file written by `snce select`")
+        neurons = raw.get("neurons")
+        if (
+            not isinstance(neurons, list)
+            or not neurons
+            or not all(isinstance(n, int) and not isinstance(n, bool) for n in neurons)
+        ):
+            raise SelectionError(
+                f"neurons file {path}: `neurons` must be a non-empty list of whole numbers, got {neurons!r}"
+            )
+        if not isinstance(raw.get("sae_fingerprint"), str) or not isinstance(raw.get("options", {}), dict):
+            raise SelectionError(f"neurons file {path} is damaged or hand-edited; select again with `snce select`")
+        try:
+            sel = cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
+        except TypeError as exc:
+            raise SelectionError(
+                f"neurons file {path} is incomplete ({exc}); select again with `snce select`"
+            ) from None
+        if sae is not None:
+            sel.check(sae)
+        return sel
+
+    def check(self, sae: TopKSAE) -> None:
+        fp = fingerprint(sae)
+        if fp != self.sae_fingerprint:
+            raise SelectionError(
+                f"these neurons were chosen on SAE {self.sae_fingerprint}, not on this one ({fp}); "
+                "select again with this SAE"
+            )
+        bad = [n for n in self.neurons if not 0 <= n < sae.cfg.n_latents]
+        if bad:
+            raise SelectionError(f"neurons {bad} are outside this SAE's {sae.cfg.n_latents} latents")
+
+
+def select_neurons(
+    encoder, sae: TopKSAE, concept: ConceptPairs, top_k: int = 1, method: str = "modulated_frequency",
+    background: Sequence[str] | None = None, **options,
+) -> tuple[Selection, dict]:  # fmt: skip
+    """Rank `concept` on `sae` with `method` (a name in `ranking.METHODS`; `options` are that
+    function's own, e.g. `max_deconcept_share` or `pooling` for modulated frequency) and keep the
+    `top_k` best. Returns (selection, details as data: the ranking and the codes it came from).
+
+    `background` prompts (optional) give each winner's overall firing frequency, the check
+    that a winner is not a rare latent with no meaning.
+    """
+    include_padding = options.get("include_padding", True)
+    if method == "itd" and not concept.tuple_words:
+        raise SelectionError(f"concept {concept.name!r} has no word tuple, which the itd baseline needs")
+    codes = (
+        concept_codes(encoder, sae, concept)
+        if method == "itd"
+        else concept_codes(encoder, sae, ConceptPairs(concept.name, concept.concept_prompts, concept.deconcept_prompts))
+    )
+    ranking = rank(codes, method, **options)
+    if len(ranking) == 0:
+        what = "no neuron passes the filter" if method == "modulated_frequency" else f"{method} left no neuron"
+        raise SelectionError(f"{what} for {concept.name!r} ({ranking.options}); {_EMPTY_HINT[method]}")
+    neurons = ranking.top(top_k)
+    cc, dc = codes.concept, codes.deconcept
+    stats = {
+        "concept_firing_share": [float(firing_frequency(cc, include_padding)[i]) for i in neurons],
+        "deconcept_firing_share": [float(firing_frequency(dc, include_padding)[i]) for i in neurons],
+    }
+    details: dict = {"ranking": ranking, "concept_codes": cc, "deconcept_codes": dc}
+    if ranking.frequency is not None:
+        stats["n_candidates"] = int(len(ranking.frequency.candidates))
+        details.update(scores=ranking.frequency, n_candidates=stats["n_candidates"])
+    if background is not None:
+        bc = prompt_codes(encoder, sae, list(background))
+        freq = firing_frequency(bc, include_padding)
+        stats["background_firing_share"] = [float(freq[i]) for i in neurons]
+        details["background_codes"] = bc
+    scores = [float(s) for s in ranking.scores[:top_k]]
+    sel = Selection(
+        concept.name, neurons, method, ranking.options, fingerprint(sae), scores, concept.tuple_words, stats
+    )
+    return sel, details

@@ -1,0 +1,52 @@
+"""What a training run is told (`TrainConfig`), and how it refuses bad input (`TrainError`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class TrainError(ValueError):
+    """Bad training input: non-finite data, a checkpoint from other settings."""
+
+
+@dataclass
+class TrainConfig:
+    expansion: int = 4
+    """Latents per input dimension (m = 4 d in the paper). Ignored when n_latents is set."""
+    n_latents: int | None = None
+    """Dictionary size; None means expansion x d_in."""
+    k: int = 32
+    """TopK sparsity (paper: 32)."""
+    auxk_alpha: float = 1 / 32
+    """Weight of the AuxK loss (paper: 1/32)."""
+    k_aux: int | None = None
+    """Dead latents used by AuxK; None means d_in // 2 (Gao et al.). Concept Steerers used 32."""
+    lr: float = 4e-4
+    """Adam learning rate, constant, no warm-up (paper)."""
+    adam_eps: float = 6.25e-10
+    """Adam epsilon (Concept Steerers' value; the paper is silent)."""
+    batch_size: int = 4096
+    """Token vectors per step (paper: 4096)."""
+    tokens: int | None = None
+    """Training budget in token vectors; None means one pass over the training rows."""
+    dead_after_tokens: int = 10_000_000
+    """A latent that has not fired for this many tokens is dead and gets AuxK gradient."""
+    b_pre_init: str = "median"
+    """How b_pre starts: "median" (geometric median of a sample) or "mean"."""
+    eval_rows: int = 65_536
+    """Held-out rows (at most a tenth of the data) for the final metrics."""
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 200
+    device: str | None = None
+    precision: str = "auto"
+    """"auto": bf16 autocast on a GPU that supports it, else fp16 autocast with loss scaling (the
+    weights stay fp32 either way), fp32 on a CPU; or "fp32", "bf16", "fp16" to force one."""
+
+    def __post_init__(self):
+        if self.b_pre_init not in ("median", "mean"):
+            raise ValueError(f"b_pre_init must be 'median' or 'mean', got {self.b_pre_init!r}")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+        if self.batch_size <= 0 or self.k <= 0:
+            raise ValueError("batch_size and k must be positive")

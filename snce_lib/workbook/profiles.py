@@ -1,0 +1,150 @@
+"""The workbook's profiles: one per place it runs, each fixing every size. `offline` (the default without a GPU): the packaged MiniLM, the
+project's own corpus and the toy world. `colab` (the default on a GPU): Stable Diffusion's
+text encoder and pipeline (`SNCE_MODEL`, default SD v1.4 from the hub) at paper scale.
+`colab-smoke`: the colab profile's exact code path (same model id, block name and public
+sets) at sizes that run on a CPU in minutes, for CI with a hub-shaped local cache.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from snce_lib.models.encoders import SD14
+from snce_lib.resources import run_home
+
+NOTEBOOKS = ["01_train_sae", "02_feature_atlas", "03_neuron_selection", "04_erasure_eval"]
+
+
+class MissingStepError(RuntimeError):
+    """An earlier notebook's output is not in the run folder."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    encoder: str
+    """`offline` (MiniLM) or `model` (the text encoder of `SNCE_MODEL`)."""
+    layer: str | None
+    prompt_sources: tuple
+    """`corpus` (the project's corpus) and/or named public sets."""
+    prompts_per_source: int | None
+    """At most this many prompts from each source (None: all)."""
+    keep_padding: str | int
+    tokens: int
+    dead_after_tokens: int
+    atlas_prompts: int
+    coco_negatives: int
+    eval_prompts: int
+    """Prompts per set in notebook 04's evaluation."""
+    pipeline: str
+    """Notebook 04's evaluation pipeline: `toy`, or `model` (SNCE_MODEL)."""
+    k: int
+    """TopK sparsity of the SAE (the paper's 32)."""
+    steps: int
+    resolution: int
+    toy_prompts: int
+    """Prompts per set in notebook 04's toy-world table (runs on the CPU)."""
+    notes: str = ""
+
+    @property
+    def run_dir(self) -> Path:
+        return run_home() / self.name
+
+    @property
+    def model(self) -> str:
+        """The diffusion model: $SNCE_MODEL (a hub id or a local folder), default SD v1.4."""
+        return os.environ.get("SNCE_MODEL") or SD14
+
+    @property
+    def encoder_spec(self) -> str:
+        return "offline" if self.encoder == "offline" else self.model
+
+
+PROFILES = {
+    "offline": Profile(
+        "offline",
+        "offline",
+        None,
+        ("corpus",),
+        None,
+        8,
+        1_500_000,
+        200_000,
+        1500,
+        500,
+        8,
+        "toy",
+        32,
+        25,
+        16,
+        12,
+        notes="MiniLM-L6 (packaged), the project's 6,000-prompt corpus, an SAE of 1,536 latents on 1.5M tokens; "
+        "the toy world for images. Minutes on 2 CPU cores.",
+    ),
+    "colab": Profile(
+        "colab",
+        "model",
+        "encoder.layers.9",
+        ("diffusiondb_nsfw", "diffusiondb_10k", "i2p"),
+        None,
+        8,
+        100_000_000,
+        10_000_000,
+        5000,
+        1000,
+        200,
+        "model",
+        32,
+        50,
+        512,
+        48,
+        notes="SD v1.4's CLIP text encoder (or SNCE_MODEL), block 10 (layers.9), 20,701 public prompts, "
+        "3,072 latents on 100M tokens (the paper-scale 400M: set SNCE_TOKENS=400000000).",
+    ),
+    "colab-smoke": Profile(
+        "colab-smoke",
+        "model",
+        "encoder.layers.9",
+        ("diffusiondb_nsfw", "diffusiondb_10k", "i2p"),
+        100,
+        8,
+        60_000,
+        20_000,
+        200,
+        60,
+        4,
+        "model",
+        8,
+        2,
+        64,
+        4,
+        notes="The colab profile's code path at CPU sizes: the same model id, block and public sets, 300 prompts, "
+        "60k tokens, k 8 on the tiny 32-wide encoder, 4 images a set. For CI with a hub-shaped local cache; its numbers mean nothing.",
+    ),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile named, else $SNCE_PROFILE, else `colab` on a GPU and `offline` elsewhere."""
+    import torch
+
+    name = name or os.environ.get("SNCE_PROFILE") or ("colab" if torch.cuda.is_available() else "offline")
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; profiles: {', '.join(PROFILES)}")
+    p = PROFILES[name]
+    if os.environ.get("SNCE_TOKENS"):
+        p = replace(p, tokens=int(os.environ["SNCE_TOKENS"]))
+    return p
+
+
+def build_missing(build: bool | None) -> bool:
+    return build if build is not None else os.environ.get("SNCE_BUILD_MISSING", "") in ("1", "true", "yes")
+
+
+def _missing(what: str, where: Path, notebook: str) -> MissingStepError:
+    return MissingStepError(
+        f"{what} is not in {where}: run notebook {notebook} first (it writes it there), or build it here "
+        f"with build=True (or SNCE_BUILD_MISSING=1). The run folder is SNCE_HOME={run_home()}."
+    )

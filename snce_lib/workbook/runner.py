@@ -1,0 +1,161 @@
+"""Running the notebooks headless, top to bottom, as `snce workbook` and CI do, saying as it goes
+which notebook and which cell runs and for how long, and on failure which cell, which line and
+what error."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from snce_lib.workbook.profiles import NOTEBOOKS, get_profile
+from snce_lib.workbook.steps import record
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # terminal colours in kernel tracebacks
+
+
+class NotebookFailed(RuntimeError):
+    """A cell raised: the message names the notebook, the cell, its failing line and the error."""
+
+
+def find_notebooks(folder: str | os.PathLike | None = None) -> Path:
+    """The folder holding the four notebooks: `folder`, else ./notebooks (a repository checkout)."""
+    path = Path(folder) if folder else Path("notebooks")
+    missing = [n for n in NOTEBOOKS if not (path / f"{n}.ipynb").exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"no notebooks {', '.join(missing)} in {path.resolve()}: run from a checkout of the repository, "
+            "or pass --notebooks DIR (the repository's notebooks/ folder)"
+        )
+    return path
+
+
+def first_line(source: str) -> str:
+    """A cell's first line of code (comments and blank lines skipped), shortened for a log line."""
+    for line in source.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            return line.strip()[:80]
+    return "(comments only)"
+
+
+def failing_line(source: str, traceback: list[str]) -> str:
+    """The line of `source` the error points at (IPython's 'Cell In[n], line k'), else its first line."""
+    text = _ANSI.sub("", "\n".join(traceback))
+    lines = re.findall(r"Cell In\[\d+\], line (\d+)", text)
+    src = source.splitlines()
+    if lines and 0 < int(lines[0]) <= len(src):
+        return f"line {lines[0]}: {src[int(lines[0]) - 1].strip()[:100]}"
+    return f"line 1: {first_line(source)}"
+
+
+def execute_notebook(
+    path: Path, out: Path, timeout: int, log: Callable[[str], None] = print, tick: float = 30.0, cwd: Path | None = None
+) -> float:
+    """Run one notebook, log each code cell (and every `tick` seconds of a long one), write the
+    executed copy to `out` atomically. Returns the seconds it took; raises NotebookFailed."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(path, as_version=4)
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    number = {idx: n + 1 for n, idx in enumerate(code)}
+    name = path.stem
+    state = {"cell": None, "last": None, "start": 0.0}
+    stop = threading.Event()
+
+    def ticker():
+        while not stop.wait(tick):
+            if state["cell"] is not None:
+                i = state["cell"]
+                log(
+                    f"  {name}: cell {number[i]}/{len(code)} still running, {time.perf_counter() - state['start']:.0f} s so far "
+                    f"({first_line(nb.cells[i].source)})"
+                )
+
+    def on_start(cell, cell_index, **_):
+        state["cell"] = state["last"] = cell_index
+        state["start"] = time.perf_counter()
+
+    def on_executed(cell, cell_index, **_):
+        took = time.perf_counter() - state["start"]
+        log(f"  {name}: cell {number[cell_index]}/{len(code)} done in {took:.1f} s ({first_line(cell.source)})")
+        state["cell"] = None
+
+    log(f"{name}: {len(code)} code cells")
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(cwd or path.parent)}},
+        on_cell_start=on_start,
+        on_cell_executed=on_executed,
+    )
+    thread = threading.Thread(target=ticker, daemon=True)
+    thread.start()
+    t0 = time.perf_counter()
+    try:
+        client.execute()
+    except CellExecutionError as exc:
+        i = state["last"]
+        cell = nb.cells[i] if i is not None else None
+        err = next((o for o in (cell.outputs if cell else []) if o.get("output_type") == "error"), None)
+        what = f"{err['ename']}: {' '.join(str(err['evalue']).split())[:300]}" if err else str(exc).splitlines()[-1]
+        what = _ANSI.sub("", what)
+        where = failing_line(cell.source, err.get("traceback", []) if err else []) if cell else "?"
+        raise NotebookFailed(
+            f"notebook {name} failed in cell {number.get(i, '?')}/{len(code)}, {where} -> {what}"
+        ) from None
+    finally:
+        stop.set()
+    seconds = time.perf_counter() - t0
+    tmp = out / f".{name}.ipynb.tmp"
+    nbformat.write(nb, tmp)
+    os.replace(tmp, out / f"{name}.ipynb")
+    log(f"{name}: executed in {seconds:.1f} s -> {out / (name + '.ipynb')}")
+    return seconds
+
+
+def run_notebooks(
+    profile: str = "offline",
+    names: list[str] | None = None,
+    timeout: int = 1800,
+    out_dir: str | os.PathLike | None = None,
+    notebooks: str | os.PathLike | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Execute the notebooks top to bottom (headless) and write executed copies.
+
+    Kernels inherit this process's environment, with SNCE_PROFILE set and SNCE_HOME made
+    absolute, so every notebook reads and writes the same run folder.
+    Returns {"executed": [...], "seconds": {...}, "summary": path}. Raises NotebookFailed on the first cell error.
+    """
+    log = log or (lambda line: print(line, flush=True))
+    src_dir = find_notebooks(notebooks).resolve()
+    p = get_profile(profile)
+    out = Path(out_dir) if out_dir else p.run_dir / "executed"
+    out.mkdir(parents=True, exist_ok=True)
+    saved = {k: os.environ.get(k) for k in ("SNCE_PROFILE", "SNCE_HOME")}
+    os.environ["SNCE_PROFILE"] = p.name
+    os.environ["SNCE_HOME"] = str(p.run_dir.parent)
+    todo = names or NOTEBOOKS
+    seconds = {}
+    try:
+        for n, name in enumerate(todo, 1):
+            log(f"[{n}/{len(todo)}] profile {p.name}")
+            seconds[name] = round(execute_notebook(src_dir / f"{name}.ipynb", out, timeout, log), 1)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    record(p, "notebook_seconds", seconds)
+    return {
+        "executed": [str(out / f"{n}.ipynb") for n in seconds],
+        "seconds": seconds,
+        "summary": str(p.run_dir / "summary.json"),
+    }

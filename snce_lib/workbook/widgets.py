@@ -1,0 +1,187 @@
+"""ipywidgets panels. Each callback is a plain library function, so tests drive them in code.
+
+`feature_browser(atlas)`: pick a feature or search by word; see its top prompts,
+activation histogram and frequency. `erasure_panel(...)`: prompt, lambda, mode, top-k;
+images before and after (safe display) and the neuron's activation per token.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import numpy as np
+
+from snce_lib.atlas.cards import feature_card, search_features, token_html
+from snce_lib.atlas.map import Atlas
+from snce_lib.evaluation.display import image_grid
+
+
+def histogram_png(values: np.ndarray, title: str) -> bytes:
+    from matplotlib.figure import Figure  # no pyplot: the notebook's backend is left alone
+
+    fig = Figure(figsize=(4, 2.4))
+    ax = fig.add_subplot()
+    ax.hist(values, bins=30, color="tab:orange")
+    ax.set(title=title, xlabel="activation (SAE units)", ylabel="positions")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def feature_view(atlas: Atlas, feature: int) -> dict:
+    """What the browser shows for one feature: HTML and a histogram PNG."""
+    card = feature_card(atlas, feature)
+    acts = card["activations"]
+    png = histogram_png(acts if len(acts) else np.zeros(1), f"feature {feature}: activations where it fires")
+    return {"html": card["html"], "png": png, "frequency": card["frequency"]}
+
+
+def search_view(atlas: Atlas, word: str) -> tuple[list[tuple[str, int]], str]:
+    """Dropdown options and a one-line summary for a word search."""
+    hits = search_features(atlas, word)
+    opts = [(f"{f} (mean {a:.2f})", f) for f, a in hits]
+    return opts, (f"{len(hits)} features fire on '{word}'" if hits else f"no feature fires on '{word}' in this sample")
+
+
+def feature_browser(atlas: Atlas, start: int = 0):
+    import ipywidgets as W
+
+    pick = W.BoundedIntText(value=start, min=0, max=atlas.n_latents - 1, description="feature")
+    # continuous_update=False: act on Enter (or leaving the box), not on every keystroke
+    word = W.Text(value="", placeholder="search by word, e.g. naked", description="search", continuous_update=False)
+    hits = W.Dropdown(options=[], description="matches")
+    status = W.HTML()
+    card = W.HTML()
+    hist = W.Image(format="png")
+
+    def show(feature: int) -> None:
+        v = feature_view(atlas, feature)
+        card.value, hist.value = v["html"], v["png"]
+
+    def on_word(change) -> None:
+        opts, status.value = search_view(atlas, change["new"])
+        hits.options = opts
+        if opts:
+            pick.value = opts[0][1]
+
+    pick.observe(lambda c: show(c["new"]), names="value")
+    word.observe(on_word, names="value")
+    hits.observe(lambda c: c["new"] is not None and setattr(pick, "value", c["new"]), names="value")
+    show(start)
+    box = W.VBox([W.HBox([pick, word, hits]), status, W.HBox([card, hist])])
+    box.controls = {"feature": pick, "word": word, "matches": hits, "card": card, "hist": hist, "status": status}
+    return box
+
+
+def erasure_view(generate: Callable, activations: Callable, prompt: str, lam: float, mode: str, top_k: int) -> dict:
+    """Before/after images and per-token activations for one setting.
+
+    `generate(prompt, lam, mode, top_k)` returns (before, after) uint8 images;
+    `activations(prompt, top_k)` returns (tokens, values).
+    """
+    before, after = generate(prompt, lam, mode, top_k)
+    toks, vals = activations(prompt, top_k)
+    fig = image_grid(
+        [before, after], ["original", f"erased (lambda {lam}, mode {mode}, top-{top_k})"], ncols=2, title=prompt[:80]
+    )
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return {
+        "png": buf.getvalue(),
+        "html": token_html(toks, vals),
+        "before": before,
+        "after": after,
+        "changed": float(np.abs(before.astype(int) - after.astype(int)).mean()),
+    }
+
+
+def erasure_panel(generate: Callable, activations: Callable, prompt: str = "", lam: float = 1.0):
+    import ipywidgets as W
+
+    text = W.Text(value=prompt, description="prompt", layout=W.Layout(width="60%"), continuous_update=False)
+    lam_w = W.FloatSlider(value=lam, min=0.0, max=2.0, step=0.1, description="lambda")
+    mode = W.ToggleButtons(options=["B", "A"], value="B", description="mode")
+    topk = W.IntSlider(value=1, min=1, max=20, description="top-k")
+    img = W.Image(format="png")
+    toks = W.HTML()
+    info = W.HTML()
+
+    def update(*_):
+        v = erasure_view(generate, activations, text.value, lam_w.value, mode.value, topk.value)
+        img.value, toks.value = v["png"], v["html"]
+        info.value = f"mean pixel change: {v['changed']:.2f} / 255"
+
+    for w in (text, lam_w, mode, topk):
+        w.observe(update, names="value")
+    if prompt:
+        update()
+    box = W.VBox([text, W.HBox([lam_w, mode, topk]), img, W.HTML("<b>neuron activation per token</b>"), toks, info])
+    box.controls = {
+        "prompt": text,
+        "lam": lam_w,
+        "mode": mode,
+        "top_k": topk,
+        "image": img,
+        "tokens": toks,
+        "info": info,
+    }
+    return box
+
+
+def one_image(pipe, prompt: str, seed: int, steps: int, guidance: float, resolution: int, method=None) -> np.ndarray:
+    """uint8 [H, W, 3]: one image of `prompt` under `seed` from any pipeline, conditioned through `method`."""
+    import torch
+
+    from snce_lib.io import to_uint8
+    from snce_lib.models.pipelines import prompt_embeds
+
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    img = pipe(
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        generator=[g],
+        height=resolution,
+        width=resolution,
+        output_type="np",
+        **prompt_embeds(pipe, [prompt], method),
+    ).images[0]
+    return to_uint8(img)
+
+
+def erasure_backend(
+    pipe,
+    encoder,
+    sae,
+    ranking,
+    tuple_prompt: str,
+    seed: int = 0,
+    steps: int = 25,
+    guidance: float = 3.0,
+    resolution: int = 16,
+):
+    """The two callbacks of the erasure panel, as plain functions:
+    generate(prompt, lam, mode, top_k) -> (before, after) and activations(prompt, top_k) -> (tokens, values)."""
+    from snce_lib.concepts.codes import prompt_codes
+    from snce_lib.concepts.erase import Eraser
+
+    cache: dict = {}
+
+    def generate(prompt: str, lam: float, mode: str, top_k: int):
+        if prompt not in cache:
+            cache[prompt] = one_image(pipe, prompt, seed, steps, guidance, resolution)
+        er = Eraser(sae, list(ranking[:top_k]), lam, mode, tuple_prompt)
+        after = one_image(pipe, prompt, seed, steps, guidance, resolution, er)
+        return cache[prompt], after
+
+    def activations(prompt: str, top_k: int):
+        codes = prompt_codes(encoder, sae, [prompt])
+        real = codes.real[0]
+        toks = encoder.token_strings(codes.token_ids[0][real].tolist())
+        return toks, codes.activation(list(ranking[:top_k]))[0][real].numpy()
+
+    return generate, activations
