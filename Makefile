@@ -6,7 +6,7 @@ export TRANSFORMERS_OFFLINE := 1
 # Runs of `make workbook` and `make lab` go to ./runs (elsewhere the default is ./snce-runs).
 export SNCE_HOME ?= $(CURDIR)/runs
 
-.PHONY: setup workbook test lab data clean
+.PHONY: setup workbook test lint lab data clean
 
 setup:
 	bash scripts/setup.sh
@@ -14,8 +14,13 @@ setup:
 workbook: setup
 	$(PY) -m snce_lib workbook --profile offline
 
-test: setup
+test: lint
 	$(PY) -m pytest -q tests
+
+# ruff: lint and format, over the library, tests, scripts, benchmarks and the .py notebooks
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 
 lab: setup
 	.venv/bin/jupyter lab notebooks

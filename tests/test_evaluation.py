@@ -300,3 +300,30 @@ def test_results_table_marks_what_is_not_comparable_with_the_paper():
     assert full["vs_paper"] == "comparable"
     stand_in = results_table([MethodRow("SNCE", i2p=result(4703), sets="STAND-IN (x)")], include_paper=False).iloc[0]
     assert stand_in["vs_paper"].startswith("not comparable: stand-in prompt sets")
+
+
+def test_grid_runs_every_method_on_every_set_and_reports_typed_results(tiny_pipe, tmp_path):
+    """A method that edits nothing (its neuron silent everywhere) reproduces the baseline's images, so
+    its FID against the baseline is 0; every cell carries its protocol and sample size."""
+    from snce_lib.concepts.erase import Eraser
+    from snce_lib.evaluation.grid import run_grid
+    from snce_lib.sae.model import SAEConfig, TopKSAE
+
+    sae = TopKSAE(SAEConfig(32, 64, 4, layer="encoder.layers.2", layer_index=2)).requires_grad_(False)
+    with torch.no_grad():
+        sae.b_enc[5] = -1e6  # latent 5 can never fire: erasing it changes nothing
+    sets = {"coco": small_set(), "i2p_nudity": PromptSet("two", small_set().frame.iloc[:2])}
+    methods = {"original": None, "silent": Eraser(sae, [5], 1.0, "B")}
+    grid = run_grid(tiny_pipe, sets, methods, PROTO, tmp_path, extractor=colour_stats, fid_size=32, batch_size=2,
+                    params={"silent": {"name": "silent eraser", "lam": 1.0, "top_k": 1}})  # fmt: skip
+    assert set(grid.results) == {(m, s) for m in methods for s in sets}
+    res = grid.results[("silent", "coco")]
+    assert res.images == 5 and res.protocol.name == "snce-paper" and res.eraser["neurons"] == [5]
+    assert res.fid.measured and res.fid.n == 5 and abs(res.fid.value) < 1e-6
+    assert not grid.results[("original", "coco")].fid.measured  # the baseline has nothing to compare with
+    for f in grid.folder("original", "coco").glob("*.png"):
+        assert f.read_bytes() == (grid.folder("silent", "coco") / f.name).read_bytes()
+    table = grid.table(include_paper=False)
+    assert list(table["method"]) == ["original", "silent eraser"]
+    assert list(table["n_i2p"]) == [2, 2] and list(table["n_coco"]) == [5, 5]
+    assert len(grid.summary()) == 4 and grid.record()["silent/coco"]["n"] == 5
