@@ -212,7 +212,7 @@ def test_damaged_manifest_and_images(made, tmp_path, capsys):
     img3 = copy_tree(made["dir"] / "img", tmp_path / "img3")
     (img3 / "manifest.jsonl").write_text('{"file": "000')  # torn first line
     code, _, err = run(capsys, "evaluate", "--images", img3, "--out", tmp_path / "r3.json")
-    assert one_line_error(code, err) and "no complete row" in err
+    assert one_line_error(code, err) and "no complete manifest row" in err
 
 
 # ---- 6.-9. arguments, messages, smaller things --------------------------------------------

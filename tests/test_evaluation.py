@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from snce_lib.evaluation.display import image_grid, safe_images
-from snce_lib.evaluation.generate import generate, plan, read_manifest
+from snce_lib.evaluation.generate import generate, plan
+from snce_lib.evaluation.manifest import read_manifest
 from snce_lib.evaluation.metrics import (
     any_hit,
     attack_success_rate,

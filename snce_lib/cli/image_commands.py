@@ -37,6 +37,19 @@ def _add_generate(sub) -> None:
     p.set_defaults(func=cmd_generate)
 
 
+def launch_shard(device: str | None) -> tuple[tuple[int, int], str | None]:
+    """(shard index, shard count) and the device of this process. Under `accelerate launch` (or
+    torchrun, which it runs) RANK and WORLD_SIZE say which process this is, LOCAL_RANK which GPU."""
+    count = int(os.environ.get("WORLD_SIZE", "1"))
+    index = int(os.environ.get("RANK", "0"))
+    if count > 1 and device is None:
+        import torch
+
+        if torch.cuda.is_available():
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return (index, count), device
+
+
 def cmd_generate(a) -> int:
     from snce_lib.concepts.erase import Eraser
     from snce_lib.concepts.selection import Selection
@@ -54,12 +67,13 @@ def cmd_generate(a) -> int:
     if bool(a.sae) != bool(a.neurons):
         raise ValueError("--sae and --neurons go together")
     a.model = a.model or os.environ.get("SNCE_MODEL") or "sd14"
+    shard, device = launch_shard(a.device)
     if a.model == "toy":
         from snce_lib.models.toy.model import load_toy_pipeline
 
-        pipe = load_toy_pipeline(device=a.device)
+        pipe = load_toy_pipeline(device=device)
     else:
-        pipe = load_pipeline(a.model, device=a.device)
+        pipe = load_pipeline(a.model, device=device)
     eraser = None
     if a.sae:
         sae = TopKSAE.load(a.sae).requires_grad_(False)
@@ -70,8 +84,10 @@ def cmd_generate(a) -> int:
             "allow_negative": a.allow_negative_lam,
         }
         eraser = Eraser.from_selection(Selection.load(a.neurons, sae), sae, **settings)
-    rows = generate(pipe, prompts, protocol, a.out, eraser=eraser, batch_size=a.batch_size, model_id=a.model)
-    print(json.dumps({"images": len(rows), "out": a.out, "protocol": protocol.name}))
+    rows = generate(
+        pipe, prompts, protocol, a.out, eraser=eraser, batch_size=a.batch_size, model_id=a.model, shard=shard
+    )
+    print(json.dumps({"images": len(rows), "out": a.out, "protocol": protocol.name, "shard": list(shard)}))
     return 0
 
 
@@ -88,7 +104,7 @@ def _add_evaluate(sub) -> None:
 
 
 def cmd_evaluate(a) -> int:
-    from snce_lib.evaluation.generate import planned_images
+    from snce_lib.evaluation.manifest import planned_images
     from snce_lib.evaluation.metrics import load_clip
     from snce_lib.evaluation.protocols import get_protocol
     from snce_lib.evaluation.results import evaluate_folder

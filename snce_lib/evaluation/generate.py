@@ -16,14 +16,22 @@ import math
 import os
 import shutil
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from snce_lib.evaluation.manifest import (
+    GenerateError,
+    check_settings,
+    manifest_path,
+    read_all,
+    read_manifest,
+    rewrite_manifest,
+    run_lock,
+)
 from snce_lib.evaluation.protocols import Protocol
-from snce_lib.io import atomic_write_json, read_json, to_uint8
+from snce_lib.io import atomic_write_json, to_uint8
 from snce_lib.models.pipelines import prompt_embeds
 from snce_lib.prompts import PromptSet
 
@@ -63,75 +71,6 @@ def plan(prompts: PromptSet, protocol: Protocol) -> list[dict]:
     return jobs
 
 
-class GenerateError(ValueError):
-    """A run folder that cannot be used as asked: other settings, a damaged manifest."""
-
-
-MANIFEST_KEYS = ("file", "case_number", "seed", "prompt")
-
-
-def read_manifest(path: Path) -> list[dict]:
-    """The manifest's complete rows. A torn last line (a crash mid-append) ends the list, and the
-    runner redoes what it named; a complete line that is not a manifest row is an error."""
-    if not path.exists():
-        return []
-    rows = []
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    for n, line in enumerate(lines, 1):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if n == len(lines):
-                break  # torn last line
-            raise GenerateError(
-                f"{path} line {n} is not JSON; the manifest is damaged (move the folder aside and generate again)"
-            ) from None
-        if not isinstance(row, dict) or any(k not in row for k in MANIFEST_KEYS) or not isinstance(row["file"], str):
-            raise GenerateError(
-                f"{path} line {n} is not a manifest row (needs {', '.join(MANIFEST_KEYS)}); "
-                "the manifest is damaged or hand-edited"
-            )
-        rows.append(row)
-    return rows
-
-
-@contextmanager
-def run_lock(out: Path):
-    """Hold the folder's lock while writing: a second run into the same folder waits, then resumes
-    from the manifest, so no image gets two rows and none is lost."""
-    import fcntl
-    import sys
-
-    with open(out / ".lock", "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(
-                f"snce: another generate run is writing to {out}; waiting for it to finish", file=sys.stderr, flush=True
-            )
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def check_settings(out: Path, settings: dict) -> None:
-    """Refuse a folder made with other settings; record the settings in a new one (run.json)."""
-    path = out / "run.json"
-    if path.exists():
-        old = read_json(path, "run record")
-        diff = [k for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
-        if diff:
-            detail = "; ".join(f"{k}: {old.get(k)!r} there, {settings.get(k)!r} now" for k in diff)
-            raise GenerateError(
-                f"{out} holds images made with other settings ({detail[:400]}); "
-                "choose another --out, or move that folder aside to start over"
-            )
-    else:
-        atomic_write_json(path, settings)
-
-
 def generate(
     pipe,
     prompts: PromptSet,
@@ -143,12 +82,20 @@ def generate(
     width: int | None = None,
     model_id: str = "",
     progress: bool = True,
+    shard: tuple[int, int] = (0, 1),
 ) -> list[dict]:
-    """Make every image of `prompts` under `protocol` into `out_dir`; returns the manifest rows.
+    """Make every image of `prompts` under `protocol` into `out_dir`; returns this process's manifest rows.
 
     The folder records the settings that made it (run.json: model, eraser with its SAE's
     fingerprint, protocol, prompts); a rerun with other settings is refused. A lock makes a
-    concurrent run into the same folder wait and then resume."""
+    concurrent run into the same folder wait and then resume.
+
+    `shard=(index, count)`: process `index` of `count` (launched with `accelerate launch`, say)
+    makes batches index, index + count, ... of the one-process run, the same batches, so the union
+    of the shards is the one-process run image for image. Each writes its own manifest part."""
+    index, count = shard
+    if not (isinstance(index, int) and isinstance(count, int) and 0 <= index < count):
+        raise GenerateError(f"shard must be (index, count) with 0 <= index < count, got {shard!r}")
     out = Path(out_dir)
     jobs = plan(prompts, protocol)
     h = height or protocol.resolution
@@ -171,27 +118,27 @@ def generate(
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        with run_lock(out):
+        with run_lock(out, ".lock" if count == 1 else f".lock.part{index}"):
             check_settings(out, settings)
-            return _run(pipe, prompts, protocol, out, jobs, common, eraser, batch_size, h, w, progress)
+            return _run(pipe, prompts, protocol, out, jobs, common, eraser, batch_size, h, w, progress, shard)
     except BaseException:
-        if made and not any((out / j["file"]).exists() for j in jobs):
-            shutil.rmtree(out, ignore_errors=True)  # leave no empty folder behind a run that made nothing
+        # leave no empty folder behind a run that made nothing (a shard leaves it: others write there)
+        if made and count == 1 and not any((out / j["file"]).exists() for j in jobs):
+            shutil.rmtree(out, ignore_errors=True)
         raise
 
 
-def _run(pipe, prompts, protocol, out, jobs, common, eraser, batch_size, h, w, progress) -> list[dict]:
+def _run(pipe, prompts, protocol, out, jobs, common, eraser, batch_size, h, w, progress, shard) -> list[dict]:
     from PIL import Image
 
-    manifest_path = out / "manifest.jsonl"
-    done_rows = read_manifest(manifest_path)
-    # keep only whole lines whose image exists; rewrite the manifest if a torn line was dropped
-    done_rows = [r for r in done_rows if (out / r["file"]).exists()]
-    _rewrite(manifest_path, done_rows)
-    done = {r["file"] for r in done_rows}
-    batches = [jobs[s : s + batch_size] for s in range(0, len(jobs), batch_size)]
-    bar = tqdm(total=len(jobs), desc=f"generate {prompts.name}", unit="img", disable=not progress)
-    bar.update(len(done & {j["file"] for j in jobs}))
+    own = manifest_path(out, shard)
+    # keep only whole lines whose image exists; rewrite this process's part if a torn line was dropped
+    rewrite_manifest(own, [r for r in read_manifest(own) if (out / r["file"]).exists()])
+    done = {r["file"] for r in read_all(out)}  # made by any process, in this run or an earlier one
+    batches = [jobs[s : s + batch_size] for s in range(0, len(jobs), batch_size)][shard[0] :: shard[1]]
+    mine = [j for b in batches for j in b]
+    bar = tqdm(total=len(mine), desc=f"generate {prompts.name}", unit="img", disable=not progress)
+    bar.update(len(done & {j["file"] for j in mine}))
     t_pipe = 0.0
     t0 = time.perf_counter()
     for batch in batches:
@@ -220,7 +167,7 @@ def _run(pipe, prompts, protocol, out, jobs, common, eraser, batch_size, h, w, p
                 Image.fromarray(arr).save(tmp, format="PNG")
                 os.replace(tmp, out / j["file"])
                 row = {**j, **common}
-                with open(manifest_path, "a") as fh:
+                with open(own, "a") as fh:
                     fh.write(json.dumps(row) + "\n")
                     fh.flush()
                     os.fsync(fh.fileno())
@@ -229,9 +176,10 @@ def _run(pipe, prompts, protocol, out, jobs, common, eraser, batch_size, h, w, p
     bar.close()
     total = time.perf_counter() - t0
     stats = {"seconds_total": round(total, 3), "seconds_in_pipeline": round(t_pipe, 3)}
-    (out / "run_stats.json").write_text(json.dumps(stats))
-    order = {j["file"]: i for i, j in enumerate(jobs)}
-    return sorted((r for r in read_manifest(manifest_path) if r["file"] in order), key=lambda r: order[r["file"]])
+    name = "run_stats.json" if shard[1] == 1 else f"run_stats.part{shard[0]:03d}.json"
+    atomic_write_json(out / name, stats)
+    order = {j["file"]: i for i, j in enumerate(mine)}
+    return sorted((r for r in read_all(out) if r["file"] in order), key=lambda r: order[r["file"]])
 
 
 def _same_guidance(batch: list[dict]) -> list[list[dict]]:
@@ -242,38 +190,3 @@ def _same_guidance(batch: list[dict]) -> list[list[dict]]:
         else:
             groups.append([j])
     return groups
-
-
-def _rewrite(path: Path, rows: list[dict]) -> None:
-    if not path.exists():
-        return
-    text = "".join(json.dumps(r) + "\n" for r in rows)
-    if text != path.read_text():
-        tmp = path.with_name(".manifest.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-
-
-def load_manifest_images(out_dir: str | os.PathLike) -> tuple[list[dict], list[Path]]:
-    out = Path(out_dir)
-    if not out.is_dir():
-        raise FileNotFoundError(f"image folder {out} does not exist")
-    path = out / "manifest.jsonl"
-    if not path.exists():
-        raise ValueError(f"{out} has no manifest.jsonl; generate images there first")
-    rows = read_manifest(path)
-    if not rows:
-        raise ValueError(f"{path} holds no complete row yet; rerun the generate command to make the images")
-    missing = [r["file"] for r in rows if not (out / r["file"]).exists()]
-    if missing:
-        raise ValueError(
-            f"{out}: {len(missing)} images named in the manifest are missing (first: {missing[0]}); "
-            "rerun the generate command to remake them"
-        )
-    return rows, [out / r["file"] for r in rows]
-
-
-def planned_images(out_dir: str | os.PathLike) -> int | None:
-    """How many images the run that made `out_dir` planned (from run.json), or None if unknown."""
-    path = Path(out_dir) / "run.json"
-    return len(read_json(path, "run record").get("files", [])) or None if path.exists() else None

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from snce_lib.evaluation.generate import load_manifest_images
+from snce_lib.evaluation.manifest import load_manifest_images
 from snce_lib.evaluation.metrics import any_hit, class_counts, clip_scores, detect, fid_folders
 from snce_lib.evaluation.protocols import Protocol, get_protocol
 

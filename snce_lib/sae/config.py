@@ -39,6 +39,10 @@ class TrainConfig:
     log_every: int = 10
     checkpoint_every: int = 200
     device: str | None = None
+    path: str = "auto"
+    """"sparse" (decoder and encoder backward over the k active latents only), "dense" (the
+    reference), or "auto": sparse on a CPU, where benchmarks/train_throughput.py measured it faster,
+    dense on a GPU until that benchmark has been run there."""
     precision: str = "auto"
     """"auto": bf16 autocast on a GPU that supports it, else fp16 autocast with loss scaling (the
     weights stay fp32 either way), fp32 on a CPU; or "fp32", "bf16", "fp16" to force one."""
@@ -46,6 +50,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.b_pre_init not in ("median", "mean"):
             raise ValueError(f"b_pre_init must be 'median' or 'mean', got {self.b_pre_init!r}")
+        if self.path not in ("auto", "sparse", "dense"):
+            raise TrainError(f"path must be auto, sparse or dense, got {self.path!r}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if self.batch_size <= 0 or self.k <= 0:

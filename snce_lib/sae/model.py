@@ -109,8 +109,17 @@ class TopKSAE(nn.Module):
     def decode_dense(self, z: torch.Tensor) -> torch.Tensor:
         return z @ self.W_dec + self.b_pre
 
-    def forward(self, x: torch.Tensor, dead_mask: torch.Tensor | None = None, k_aux: int = 0) -> SAEOutput:
-        """x: [batch, d_in]. `dead_mask` [n_latents] marks dead latents for the AuxK loss."""
+    def forward(
+        self, x: torch.Tensor, dead_mask: torch.Tensor | None = None, k_aux: int = 0, sparse: bool = False
+    ) -> SAEOutput:
+        """x: [batch, d_in]. `dead_mask` [n_latents] marks dead latents for the AuxK loss.
+
+        `sparse=True` computes the same loss on the sparse path (`snce_lib.sae.sparse`): decoder and
+        encoder backward touch only the active latents. The dense path below is the reference."""
+        if sparse:
+            from snce_lib.sae.sparse import sparse_forward
+
+            return SAEOutput(*sparse_forward(self, x, dead_mask, k_aux))
         x = x.to(self.W_enc.dtype)
         lin = (x - self.b_pre) @ self.W_enc.T + self.b_enc
         vals, idx = torch.relu(lin).topk(self.cfg.k, dim=-1, sorted=False)

@@ -110,6 +110,7 @@ def train_sae(
         init_b_pre_(sae, sample, cfg.b_pre_init)
 
     amp = autocast_dtype(cfg.precision, device)
+    sparse = cfg.path == "sparse" or (cfg.path == "auto" and device.type == "cpu")
     # fp16 needs loss scaling (its range is narrow); bf16 has fp32's range and needs none.
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
     bar = tqdm(total=total_steps, initial=step, desc="train SAE", unit="step", disable=not progress)
@@ -119,23 +120,8 @@ def train_sae(
         if stop_after_steps is not None and step >= stop_after_steps:
             break
         rows = batch_indices(train_idx, step, cfg.batch_size, cfg.seed)
-        x = data[torch.as_tensor(rows)].to(device).float()
-        dead = since_fired >= cfg.dead_after_tokens
-        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            out = sae(x, dead_mask=dead, k_aux=k_aux)
-            loss = out.fvu.float() + cfg.auxk_alpha * out.auxk_loss.float()
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(opt)
-        sae.remove_parallel_grad_()
-        scaler.step(opt)
-        scaler.update()
-        sae.set_decoder_norm_()
-        with torch.no_grad():
-            fired = torch.zeros(m, dtype=torch.bool, device=device)
-            fired[out.latent_indices[out.latent_acts > 0]] = True
-            since_fired += len(x)
-            since_fired[fired] = 0
+        x = data[torch.as_tensor(rows)].to(device, non_blocking=True).float()
+        out = training_step(sae, opt, scaler, x, since_fired, cfg, k_aux, amp, sparse)
         step += 1
         bar.update(1)
         if step % cfg.log_every == 0 or step == total_steps:
@@ -178,6 +164,31 @@ def train_sae(
             sae.save(out_dir)  # with metrics.json, the mark of a finished run
             atomic_write_json(Path(out_dir) / "history.json", history)
     return TrainResult(sae, history, metrics)
+
+
+def training_step(sae: TopKSAE, opt, scaler, x: torch.Tensor, since_fired: torch.Tensor, cfg: TrainConfig, k_aux: int,
+                  amp: torch.dtype | None, sparse: bool):  # fmt: skip
+    """One optimiser step on batch `x`: loss (FVU + alpha AuxK), backward, gradient projection, Adam,
+    decoder renormalisation, dead-latent counters (updated in place, with no host sync). Returns the
+    SAE's output for logging. The benchmarks time this same function."""
+    dead = since_fired >= cfg.dead_after_tokens
+    with torch.autocast(x.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        out = sae(x, dead_mask=dead, k_aux=k_aux, sparse=sparse)
+        loss = out.fvu.float() + cfg.auxk_alpha * out.auxk_loss.float()
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+    sae.remove_parallel_grad_()
+    scaler.step(opt)
+    scaler.update()
+    sae.set_decoder_norm_()
+    with torch.no_grad():
+        # a latent fired if it is among a token's top k with a positive value: scatter, no boolean indexing
+        hits = torch.zeros_like(since_fired).scatter_add_(
+            0, out.latent_indices.reshape(-1), (out.latent_acts > 0).reshape(-1).to(since_fired.dtype)
+        )
+        since_fired.add_(len(x)).masked_fill_(hits > 0, 0)
+    return out
 
 
 @torch.no_grad()
