@@ -22,7 +22,7 @@ import torch
 
 from snce_lib.sae.config import TrainConfig
 from snce_lib.sae.model import SAEConfig, TopKSAE
-from snce_lib.sae.train import autocast_dtype, training_step
+from snce_lib.sae.train import autocast_dtype, init_b_pre_, training_step
 
 K, BATCH, LR = 32, 4096, 4e-4
 
@@ -54,8 +54,7 @@ class Snce:
         self.sparse, self.k_aux = sparse, d // 2
 
     def init(self, sample):
-        with torch.no_grad():
-            self.sae.b_pre.copy_(sample.mean(0))
+        init_b_pre_(self.sae, sample, self.cfg.b_pre_init)  # as train_sae starts: the geometric median
 
     def step(self, x):
         training_step(self.sae, self.opt, self.scaler, x, self.since, self.cfg, self.k_aux, self.amp, self.sparse)
