@@ -30,3 +30,4 @@ data: setup
 
 clean:
 	rm -rf runs
+

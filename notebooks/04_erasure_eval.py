@@ -65,7 +65,7 @@ from snce_lib.evaluation.display import image_grid
 from snce_lib.evaluation.grid import run_grid
 from snce_lib.evaluation.sets import eval_sets
 from snce_lib.evaluation.toy import erasure_rows, prompt_suite, run_experiment, toy_concept
-from snce_lib.workbook.widgets import erasure_backend, erasure_panel
+from snce_lib.workbook.widgets import erasure_backend, erasure_panel, first_firing
 
 P = wb.setup()
 toy, detector, toy_sae = wb.ensure_toy(P)
@@ -93,11 +93,13 @@ print("red neurons (best first):", red_sel.neurons[:5], "| candidates:", red_sel
 # ## The panel
 # Type a prompt and press Enter, move $\lambda$, switch the mode, and add neurons with top-k.
 # Left: the original; right: the edited model, same seed. Below: the chosen neurons' activation on
-# each token. Images that NudeNet flags are blurred.
+# each token; the panel says when they are silent on the whole prompt (then mode B changes nothing).
+# It opens on the first red concept prompt where the neuron fires. Images that NudeNet flags are blurred.
 
 # %%
 gen, acts = erasure_backend(toy, toy.encoder, toy_sae, red_sel.neurons, red_sel.tuple_prompt, seed=3)
-panel = erasure_panel(gen, acts, prompt="a large red circle on a white background", lam=1.0)
+start = first_firing(acts, toy_concept("red").concept_prompts) or "a large red circle on a white background"
+panel = erasure_panel(gen, acts, prompt=start, lam=1.0)
 display(panel)
 
 # %% [markdown]

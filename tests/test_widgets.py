@@ -1,13 +1,16 @@
 """Widgets driven in code: set a control's value, check that the output changes as it should."""
 
+import html
+
 import numpy as np
 import pytest
 import torch
 
+from snce_lib.atlas.cards import feature_card
 from snce_lib.atlas.map import build_atlas
 from snce_lib.models.encoders import from_pipeline
 from snce_lib.sae.train import TrainConfig, train_sae
-from snce_lib.workbook.widgets import erasure_backend, erasure_panel, feature_browser
+from snce_lib.workbook.widgets import erasure_backend, erasure_panel, feature_browser, first_firing
 from tests.helpers import PROMPTS
 
 
@@ -44,6 +47,11 @@ def test_feature_browser_follows_its_controls(setup):
     assert c["feature"].value == c["matches"].options[0][1]
     c["word"].value = "zzzz"
     assert "no feature" in c["status"].value
+    assert "no feature" in c["card"].value and not c["hist"].value  # no stale card beside the message
+    assert not c["word"].continuous_update  # searches on Enter, not on every keystroke
+    assert c["hist"].layout.height == "240px"  # the histogram keeps its size inside the HBox
+    top = feature_card(atlas, int(order[0]))["top"][0]["token"]
+    assert isinstance(top, str) and f"top token: {html.escape(top)}" in feature_card(atlas, int(order[0]))["html"]
 
 
 def test_erasure_panel_follows_its_controls(setup):
@@ -62,3 +70,36 @@ def test_erasure_panel_follows_its_controls(setup):
     c["mode"].value = "A"
     c["top_k"].value = 3
     assert c["image"].value  # still renders
+    assert not c["prompt"].continuous_update
+
+
+def test_erasure_panel_says_when_the_neuron_is_silent(setup):
+    pipe, enc, sae = setup
+    codes = sae.encode_dense(enc.run_to_block(enc.tokenize(PROMPTS), 2)[:, 1:]).amax((0, 1))
+    silent = [int(i) for i in torch.nonzero(codes == 0).flatten()]
+    if not silent:
+        pytest.skip("every latent fires on these prompts")
+    gen, acts = erasure_backend(pipe, enc, sae, silent, PROMPTS[0], seed=1, steps=2, guidance=7.5, resolution=32)
+    assert first_firing(acts, PROMPTS) is None
+    box = erasure_panel(gen, acts, prompt=PROMPTS[0], lam=1.0)
+    assert "silent on every token" in box.controls["info"].value
+    loud = int(codes.argmax())
+    gen, acts = erasure_backend(pipe, enc, sae, [loud], PROMPTS[0], seed=1, steps=2, guidance=7.5, resolution=32)
+    start = first_firing(acts, PROMPTS)
+    assert start is not None and "silent" not in erasure_panel(gen, acts, prompt=start).controls["info"].value
+
+
+def test_explore_and_discover_on_a_tiny_dictionary(setup, tmp_path):
+    from snce_lib.atlas.explore import discover, explore
+    from snce_lib.atlas.html import notebook_frame, write_atlas
+
+    _, enc, sae = setup
+    ex = explore(enc, sae, PROMPTS * 3, concept="nudity", n_clusters=4, progress=False)
+    assert len(ex.page["features"]) == sae.cfg.n_latents == len(ex.labels)
+    assert set(ex.map_scores) == {"decoder", "co-activation"} and ex.layout.name in ex.map_scores
+    assert ex.map_scores[ex.layout.name] == max(ex.map_scores.values()) and ex.layout.names
+    page = write_atlas(ex.page, tmp_path / "atlas.html").read_text()
+    assert page.startswith("<!doctype html>") and "<script src" not in page  # self-contained
+    assert "srcdoc" in notebook_frame(ex.page).data
+    found = discover(enc, sae, PROMPTS[:4], PROMPTS[4:])
+    assert "mean difference" in found and len(found["mean difference"].top(3)) == 3

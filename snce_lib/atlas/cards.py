@@ -54,7 +54,7 @@ def feature_card(atlas: Atlas, feature: int, n: int = 8) -> dict:
     if not 0 <= feature < atlas.n_latents:
         raise ValueError(f"feature must be in 0..{atlas.n_latents - 1}, got {feature}")
     codes = atlas.codes
-    ex = top_examples(codes, feature, n)
+    ex = top_examples(codes, feature, n, token_string=atlas.token)
     vmax = max((e["activation"] for e in ex), default=1.0)
     rows = []
     for e in ex:
@@ -68,7 +68,7 @@ def feature_card(atlas: Atlas, feature: int, n: int = 8) -> dict:
     acts = codes.activation([feature])[codes.mask()]
     head = (
         f"<h4>feature {feature}: fires on {atlas.frequency[feature]:.3%} of positions; "
-        f"top token: {ex[0]['token'] if ex else '-'}</h4>"
+        f"top token: {html.escape(str(ex[0]['token'])) if ex else '-'}</h4>"
     )
     return {
         "feature": feature,

@@ -39,7 +39,10 @@ def build_atlas(encoder: TextEncoder, sae: TopKSAE, prompts: Sequence[str], prog
 
 def decoder_umap(sae: TopKSAE, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
     """2-d UMAP of the decoder directions (cosine metric). [n_latents, 2]"""
+    import warnings
+
     import umap
 
+    warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)  # a fixed seed runs one job
     w = sae.W_dec.detach().float().cpu().numpy()
     return umap.UMAP(n_neighbors=n_neighbors, min_dist=0.1, metric="cosine", random_state=seed).fit_transform(w)

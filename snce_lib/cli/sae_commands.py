@@ -204,4 +204,32 @@ def cmd_inspect(a) -> int:
     return 0
 
 
-ADDERS = [_add_collect, _add_train, _add_select, _add_inspect]
+def _add_atlas(sub) -> None:
+    p = sub.add_parser("atlas", help="write a self-contained HTML atlas of an SAE (map, search, feature cards)")
+    p.add_argument("--sae", required=True, help="SAE folder")
+    p.add_argument("--encoder", default=None, help="the encoder the SAE reads (default: the one it was trained on)")
+    p.add_argument("--prompts", nargs="*", default=None, help="prompt files to sample (default: the project corpus)")
+    p.add_argument("--limit", type=positive_int, default=1500, help="prompts in the sample")
+    p.add_argument("--concept", default="nudity", help="concept whose score (eq. 5) colours the map")
+    p.add_argument("--out", required=True, help="atlas.html")
+    p.set_defaults(func=cmd_atlas)
+
+
+def cmd_atlas(a) -> int:
+    from snce_lib.atlas.explore import explore
+    from snce_lib.atlas.html import write_atlas
+    from snce_lib.io import check_output_file
+    from snce_lib.prompts import read_many, read_prompts
+    from snce_lib.resources import data_path
+
+    check_output_file(a.out)
+    sae, enc = _sae_and_encoder(a.sae, a.encoder)
+    prompts = read_many(a.prompts) if a.prompts else read_prompts(data_path("corpus.csv"))
+    ex = explore(enc, sae, prompts[: a.limit], a.concept, progress=False)
+    write_atlas(ex.page, a.out)
+    names = [ex.layout.names[c] for c in sorted(ex.layout.names)]
+    print(json.dumps({"out": a.out, "map": ex.layout.name, "silhouette": ex.map_scores, "clusters": names}))
+    return 0
+
+
+ADDERS = [_add_collect, _add_train, _add_select, _add_inspect, _add_atlas]

@@ -54,7 +54,8 @@ def feature_browser(atlas: Atlas, start: int = 0):
     hits = W.Dropdown(options=[], description="matches")
     status = W.HTML()
     card = W.HTML()
-    hist = W.Image(format="png")
+    # a fixed size: inside an HBox the image would otherwise stretch to the card's height
+    hist = W.Image(format="png", layout=W.Layout(width="400px", height="240px", flex="0 0 auto"))
 
     def show(feature: int) -> None:
         v = feature_view(atlas, feature)
@@ -65,6 +66,8 @@ def feature_browser(atlas: Atlas, start: int = 0):
         hits.options = opts
         if opts:
             pick.value = opts[0][1]
+        elif change["new"].strip():  # no match: no card of some other feature beside the message
+            card.value, hist.value = f"<i>{status.value}</i>", b""
 
     pick.observe(lambda c: show(c["new"]), names="value")
     word.observe(on_word, names="value")
@@ -83,6 +86,7 @@ def erasure_view(generate: Callable, activations: Callable, prompt: str, lam: fl
     """
     before, after = generate(prompt, lam, mode, top_k)
     toks, vals = activations(prompt, top_k)
+    silent = not np.any(np.asarray(vals) > 0)
     fig = image_grid(
         [before, after], ["original", f"erased (lambda {lam}, mode {mode}, top-{top_k})"], ncols=2, title=prompt[:80]
     )
@@ -97,7 +101,16 @@ def erasure_view(generate: Callable, activations: Callable, prompt: str, lam: fl
         "before": before,
         "after": after,
         "changed": float(np.abs(before.astype(int) - after.astype(int)).mean()),
+        "silent": silent,
     }
+
+
+def first_firing(activations: Callable, prompts, top_k: int = 1) -> str | None:
+    """The first of `prompts` on which the chosen neurons fire (where the panel has something to show)."""
+    for p in prompts:
+        if np.any(np.asarray(activations(p, top_k)[1]) > 0):
+            return p
+    return None
 
 
 def erasure_panel(generate: Callable, activations: Callable, prompt: str = "", lam: float = 1.0):
@@ -115,6 +128,9 @@ def erasure_panel(generate: Callable, activations: Callable, prompt: str = "", l
         v = erasure_view(generate, activations, text.value, lam_w.value, mode.value, topk.value)
         img.value, toks.value = v["png"], v["html"]
         info.value = f"mean pixel change: {v['changed']:.2f} / 255"
+        if v["silent"]:
+            info.value += (" &nbsp; <b>The chosen neurons are silent on every token of this prompt</b>: mode B "
+                           "leaves it exactly as it is. Try a prompt that names the concept.")  # fmt: skip
 
     for w in (text, lam_w, mode, topk):
         w.observe(update, names="value")

@@ -1,0 +1,189 @@
+"""A shareable atlas: one self-contained HTML file (map, search, feature cards; no server, no
+kernel, no external script) that opens in any browser, and the same file shown inside a notebook.
+
+`atlas_data` gathers everything as plain data (tested directly); `render_html` writes the page.
+The page holds text only (prompts and tokens, no images), so there is nothing for NudeNet to flag.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from snce_lib.atlas.clusters import MapClusters
+from snce_lib.atlas.labels import FeatureLabel, clean
+from snce_lib.atlas.map import Atlas
+from snce_lib.io import atomic_write_text
+
+
+def atlas_data(atlas: Atlas, labels: list[FeatureLabel], layout: MapClusters, w_dec: torch.Tensor,
+               concept_score: np.ndarray | None = None, n_examples: int = 3, n_near: int = 5,
+               title: str = "SAE feature atlas") -> dict:  # fmt: skip
+    """The page's data: per feature its position, cluster, label, frequency, a histogram of its
+    activations, nearest features by decoder cosine and top prompts (token ids and activations);
+    the prompts' tokens once; a word index (token -> features that fire on it most)."""
+    codes = atlas.codes
+    w = torch.nn.functional.normalize(w_dec.detach().float(), dim=1)
+    near = torch.topk(w @ w.T - 2 * torch.eye(len(w)), min(n_near, len(w) - 1), dim=1).indices.tolist()
+    # every firing once: (feature, prompt, value), grouped by feature in one sort (no pass per feature)
+    mask = codes.mask()
+    prompt_of = torch.arange(len(codes.prompts)).view(-1, 1, 1).expand_as(codes.indices)
+    on = (codes.values > 0) & mask.unsqueeze(-1)
+    feat, prm, val = codes.indices[on].long(), prompt_of[on], codes.values[on]
+    order = torch.argsort(
+        feat * 4.0 * (float(val.max()) + 1 if len(val) else 1) - val
+    )  # feature, then value descending
+    feat, prm, val = feat[order], prm[order], val[order]
+    starts = torch.searchsorted(feat, torch.arange(atlas.n_latents + 1)).tolist()
+    used: dict[int, int] = {}
+    feats = []
+    for f in range(atlas.n_latents):
+        lo, hi = starts[f], starts[f + 1]
+        acts = val[lo:hi].numpy()
+        rows, seen = [], set()
+        for p, v in zip(prm[lo:hi].tolist(), acts.tolist()):  # strongest firing first: each prompt once
+            if p in seen:
+                continue
+            seen.add(p)
+            used.setdefault(p, len(used))
+            per = (codes.values[p] * (codes.indices[p] == f)).sum(-1)[codes.real[p]]
+            rows.append([used[p], [round(float(a), 3) for a in per], round(v, 3)])
+            if len(rows) == n_examples:
+                break
+        hist = np.histogram(acts, bins=16)[0].tolist() if len(acts) else []
+        lab = labels[f]
+        feats.append({"x": round(float(layout.xy[f, 0]), 3), "y": round(float(layout.xy[f, 1]), 3),
+                      "c": int(layout.cluster[f]), "label": lab.label, "status": lab.status, "freq": lab.frequency,
+                      "top": lab.top_tokens, "near": near[f], "ex": rows, "hist": hist,
+                      "hmax": round(float(acts.max()), 3) if len(acts) else 0.0,
+                      "score": float(concept_score[f]) if concept_score is not None else None})  # fmt: skip
+    prompts = [None] * len(used)
+    for p, i in used.items():
+        prompts[i] = [clean(atlas.token(t)) for t in codes.token_ids[p][codes.real[p]].tolist()]
+    return {"title": title, "map": layout.name, "features": feats, "prompts": prompts,
+            "clusters": {str(k): v for k, v in layout.names.items()}, "words": word_index(atlas)}  # fmt: skip
+
+
+def word_index(atlas: Atlas, per_word: int = 10) -> dict[str, list[int]]:
+    """Lower-cased token -> the features that fire on it most often (for the page's search box)."""
+    codes = atlas.codes
+    mask = codes.mask()
+    vals, idx = codes.positions(mask)
+    tok = codes.token_ids[mask].long().unsqueeze(1).expand_as(idx)
+    on = vals > 0
+    pair, count = torch.unique(tok[on] * atlas.n_latents + idx[on].long(), return_counts=True)
+    token, feature = pair // atlas.n_latents, pair % atlas.n_latents
+    out: dict[str, list[tuple[int, int]]] = {}
+    for t, f, c in zip(token.tolist(), feature.tolist(), count.tolist()):
+        word = clean(atlas.token(t)).lower()
+        out.setdefault(word, []).append((c, f))
+    return {w: [f for _, f in sorted(v, reverse=True)[:per_word]] for w, v in out.items()}
+
+
+def render_html(data: dict) -> str:
+    """The page: an SVG map (hover: label; click: card), a colour switch, a word search, the card."""
+    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    return _PAGE.replace("__TITLE__", html.escape(data["title"])).replace("__DATA__", payload)
+
+
+def write_atlas(data: dict, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    atomic_write_text(path, render_html(data))
+    return path
+
+
+def notebook_frame(data: dict, height: int = 720):
+    """The page inside an iframe, as an IPython HTML object to `display` (JupyterLab and Colab run
+    its script: an iframe's `srcdoc` needs no server and no widget manager)."""
+    import warnings
+
+    from IPython.display import HTML
+
+    frame = (f'<iframe srcdoc="{html.escape(render_html(data), quote=True)}" '
+             f'style="width:100%;height:{height}px;border:1px solid #ddd"></iframe>')  # fmt: skip
+    with warnings.catch_warnings():  # IPython suggests its IFrame, which needs a URL; srcdoc needs none
+        warnings.simplefilter("ignore", UserWarning)
+        return HTML(frame)
+
+
+_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>__TITLE__</title>
+<style>
+body{font-family:sans-serif;margin:8px;color:#222} #top{display:flex;gap:12px;align-items:center;flex-wrap:wrap}
+#main{display:flex;gap:12px} svg{border:1px solid #ccc;background:#fafafa} #card{flex:1;min-width:320px;font-size:14px}
+circle{cursor:pointer} circle.hit{stroke:#000;stroke-width:2} .cl{font-size:11px;fill:#333;pointer-events:none}
+.tok{padding:1px 2px;border-radius:3px} #hover{color:#555;height:1.2em}
+</style></head><body>
+<h3>__TITLE__</h3>
+<div id="top">colour by <select id="colour"><option value="c">cluster</option><option value="f">frequency</option>
+<option value="s">concept score</option></select>
+<input id="search" placeholder="search a word, press Enter"> <span id="status"></span></div>
+<div id="hover"></div>
+<div id="main"><svg id="map" width="640" height="560"></svg><div id="card"><i>click a point</i></div></div>
+<script>
+const D = __DATA__;
+const F = D.features, svg = document.getElementById("map"), NS = "http://www.w3.org/2000/svg";
+const xs = F.map(f => f.x), ys = F.map(f => f.y);
+const x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
+const px = x => 50 + 540 * (x - x0) / ((x1 - x0) || 1), py = y => 520 - 490 * (y - y0) / ((y1 - y0) || 1);
+function hue(i) { return "hsl(" + ((i * 137.5) % 360) + ",65%,50%)"; }
+function shade(v) { return "hsl(220,70%," + (90 - 60 * v) + "%)"; }
+const maxLogF = Math.max(...F.map(f => Math.log10(f.freq + 1e-6))), minLogF = Math.min(...F.map(f => Math.log10(f.freq + 1e-6)));
+const maxS = Math.max(...F.map(f => f.score || 0)) || 1;
+const dots = F.map((f, i) => {
+  const c = document.createElementNS(NS, "circle");
+  c.setAttribute("cx", px(f.x)); c.setAttribute("cy", py(f.y)); c.setAttribute("r", 3); c.id = "f" + i;
+  const t = document.createElementNS(NS, "title"); t.textContent = "feature " + i + ": " + f.label; c.appendChild(t);
+  c.addEventListener("mouseenter", () => document.getElementById("hover").textContent = "feature " + i + ": " + f.label);
+  c.addEventListener("click", () => card(i)); svg.appendChild(c); return c;
+});
+const cent = {};
+F.forEach(f => { if (f.c >= 0) { const k = cent[f.c] || (cent[f.c] = [0, 0, 0]); k[0] += f.x; k[1] += f.y; k[2]++; } });
+for (const [c, k] of Object.entries(cent)) {
+  const t = document.createElementNS(NS, "text"); t.setAttribute("class", "cl");
+  t.setAttribute("x", px(k[0] / k[2])); t.setAttribute("y", py(k[1] / k[2])); t.textContent = D.clusters[c] || ""; svg.appendChild(t);
+}
+function colour(by) {
+  dots.forEach((d, i) => { const f = F[i];
+    d.setAttribute("fill", by === "c" ? (f.c < 0 ? "#bbb" : hue(f.c))
+      : by === "f" ? shade((Math.log10(f.freq + 1e-6) - minLogF) / ((maxLogF - minLogF) || 1))
+      : shade((f.score || 0) / maxS)); });
+}
+document.getElementById("colour").addEventListener("change", e => colour(e.target.value));
+colour("c");
+function esc(s) { return String(s).replace(/[&<>"]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c])); }
+function card(i) {
+  const f = F[i];
+  let h = "<h4>feature " + i + ": " + esc(f.label) + "</h4><div>" + f.status + ", fires on " + (100 * f.freq).toFixed(3)
+    + "% of positions; top tokens: " + f.top.map(t => esc(t[0]) + " (" + t[1] + ")").join(", ") + "</div>";
+  for (const [p, acts, best] of f.ex) {
+    const vmax = Math.max(...acts, 1e-6);
+    h += "<div style='margin:4px 0'><b>" + best.toFixed(2) + "</b> " + D.prompts[p].map((t, j) =>
+      "<span class='tok' style='background:rgba(255,140,0," + (acts[j] / vmax).toFixed(2) + ")'>" + esc(t) + "</span>").join(" ") + "</div>";
+  }
+  if (f.hist.length) {
+    const m = Math.max(...f.hist);
+    h += "<div>activations where it fires (0 to " + f.hmax + ")</div><svg width='320' height='80'>" + f.hist.map((v, j) =>
+      "<rect x='" + (j * 20) + "' y='" + (78 - 76 * v / m) + "' width='18' height='" + (76 * v / m) + "' fill='#f80'></rect>").join("") + "</svg>";
+  }
+  h += "<div>nearest by decoder cosine: " + f.near.map(n => "<a href='#' onclick='card(" + n + ");return false'>" + n
+    + "</a> (" + esc(F[n].label) + ")").join(", ") + "</div>";
+  document.getElementById("card").innerHTML = h;
+  dots.forEach(d => d.classList.remove("hit")); dots[i].classList.add("hit");
+}
+document.getElementById("search").addEventListener("keydown", e => {
+  if (e.key !== "Enter") return;
+  const w = e.target.value.trim().toLowerCase(), hits = D.words[w] || [];
+  dots.forEach(d => d.setAttribute("r", 3));
+  hits.forEach(i => dots[i].setAttribute("r", 7));
+  document.getElementById("status").textContent = hits.length ? hits.length + " features fire on '" + w + "': " + hits.join(", ")
+    : "no feature fires on '" + w + "' in this sample";
+  if (hits.length) card(hits[0]); else document.getElementById("card").innerHTML = "<i>no feature fires on this word</i>";
+});
+</script></body></html>
+"""
