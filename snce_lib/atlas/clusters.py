@@ -16,7 +16,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from snce_lib.atlas.labels import FeatureLabel
 from snce_lib.concepts.codes import PromptCodes
@@ -28,13 +27,9 @@ def token_profiles(codes: PromptCodes):
     dense [positions, m] matrix."""
     from scipy.sparse import csr_matrix
 
-    mask = codes.mask()
-    vals, idx = codes.positions(mask)
-    tok = codes.token_ids[mask].long().unsqueeze(1).expand_as(idx)
-    on = vals > 0
+    feature, token, count = codes.feature_token_counts()
     vocab = int(codes.token_ids.max()) + 1
-    pair, count = torch.unique(idx[on] * vocab + tok[on], return_counts=True)
-    return csr_matrix((count.numpy().astype(np.float32), ((pair // vocab).numpy(), (pair % vocab).numpy())),
+    return csr_matrix((count.numpy().astype(np.float32), (feature.numpy(), token.numpy())),
                       shape=(codes.n_latents, vocab))  # fmt: skip
 
 

@@ -71,13 +71,7 @@ def atlas_data(atlas: Atlas, labels: list[FeatureLabel], layout: MapClusters, w_
 
 def word_index(atlas: Atlas, per_word: int = 10) -> dict[str, list[int]]:
     """Lower-cased token -> the features that fire on it most often (for the page's search box)."""
-    codes = atlas.codes
-    mask = codes.mask()
-    vals, idx = codes.positions(mask)
-    tok = codes.token_ids[mask].long().unsqueeze(1).expand_as(idx)
-    on = vals > 0
-    pair, count = torch.unique(tok[on] * atlas.n_latents + idx[on].long(), return_counts=True)
-    token, feature = pair // atlas.n_latents, pair % atlas.n_latents
+    feature, token, count = atlas.codes.feature_token_counts()
     out: dict[str, list[tuple[int, int]]] = {}
     for t, f, c in zip(token.tolist(), feature.tolist(), count.tolist()):
         word = clean(atlas.token(t)).lower()

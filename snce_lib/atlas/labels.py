@@ -48,15 +48,10 @@ def label_features(
     """One label a feature, counted over every position (padding included) of the atlas's sample."""
     codes = atlas.codes
     mask = codes.mask()
-    vals, idx = codes.positions(mask)
     tok = codes.token_ids[mask].long()
-    fired = vals > 0
     n_pos = int(mask.sum())
     vocab = int(tok.max()) + 1 if len(tok) else 1
-    # (latent, token) pairs of every firing, counted in one pass
-    keys = idx[fired] * vocab + tok.unsqueeze(1).expand_as(idx)[fired]
-    pair, count = torch.unique(keys, return_counts=True)
-    latent, token = pair // vocab, pair % vocab
+    latent, token, count = codes.feature_token_counts()
     tok_total = torch.bincount(tok, minlength=vocab).double()
     n_f = torch.zeros(atlas.n_latents, dtype=torch.float64).index_add_(0, latent, count.double())
     order = torch.argsort(latent * (count.max() + 1 if len(count) else 1) - count)  # by latent, then count descending

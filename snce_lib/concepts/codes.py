@@ -69,6 +69,16 @@ class PromptCodes:
         total = torch.zeros(self.n_latents, dtype=torch.float64).index_add_(0, i.reshape(-1), v.reshape(-1))
         return count.numpy(), total.numpy(), int(v.shape[0])
 
+    def feature_token_counts(self, include_padding: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(feature, token id, count) of every firing over the masked positions, one row a distinct
+        pair: how often each latent fires on each token. Three 1-d int64 tensors."""
+        vals, idx = self.positions(self.mask(include_padding))
+        tok = self.token_ids[self.mask(include_padding)].long().unsqueeze(1).expand_as(idx)
+        on = vals > 0
+        vocab = int(self.token_ids.max()) + 1 if self.token_ids.numel() else 1
+        pair, count = torch.unique(idx[on] * vocab + tok[on], return_counts=True)
+        return pair // vocab, pair % vocab, count
+
     def fired_per_prompt(self, include_padding: bool = True) -> torch.Tensor:
         """Whether each latent fires anywhere in each prompt. [prompts, n_latents] bool"""
         on = (self.values > 0) & self.mask(include_padding).unsqueeze(-1)
