@@ -61,6 +61,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from snce_lib import workbook as wb
+from snce_lib.sae.hub import save_pretrained
 
 P = wb.setup()
 # Gated models need a hub login; SD v1.4 does not. Uncomment to log in:
@@ -112,7 +113,7 @@ print("padding rows:", f"{store.meta()['is_pad'].mean():.1%}")
 sae = wb.ensure_sae(P, encoder, build=True)  # this notebook makes it
 history = json.loads((P.run_dir / "sae" / "history.json").read_text())
 metrics = sae.metrics
-print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items() if k != "train_config"})
+print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items() if k not in ("train_config", "data")})
 if metrics.get("seconds"):
     print(f"measured: {metrics['tokens_seen'] / metrics['seconds']:,.0f} tokens/s on this machine")
 
@@ -142,10 +143,15 @@ plt.show()
 # ## Save
 # The checkpoint is a folder, `sae.safetensors` + `cfg.json` + `metrics.json`, in the run folder
 # (`SNCE_HOME`; on Colab, `wb.setup(use_drive=True)` keeps it on Google Drive, where notebooks
-# 02-04 find it after a disconnect).
+# 02-04 find it after a disconnect). `save_pretrained` adds a model card (README.md: encoder,
+# block, data, token budget, metrics); `sae.push_to_hub("you/name")` uploads both (log in first
+# with `huggingface_hub.login()`), and `TopKSAE.from_pretrained("you/name")` loads it anywhere,
+# as it loads SAELens and sparsify SAEs.
 
 # %%
+save_pretrained(sae, P.run_dir / "sae")
 print("checkpoint:", P.run_dir / "sae")
+print((P.run_dir / "sae" / "README.md").read_text())
 wb.record(P, "sae", {k: metrics.get(k) for k in ("fvu", "l0", "dead_fraction", "tokens_seen", "seconds")})
 
 # %% [markdown]

@@ -54,7 +54,7 @@ from snce_lib.atlas.cards import feature_card
 from snce_lib.atlas.explore import discover, explore
 from snce_lib.atlas.html import notebook_frame, write_atlas
 from snce_lib.atlas.labels import describe, save_labels
-from snce_lib.workbook.widgets import feature_browser
+from snce_lib.workbook.widgets import feature_browser, prompt_lens
 
 P = wb.setup()
 sample = wb.training_prompts(P)[: P.atlas_prompts]
@@ -147,6 +147,14 @@ for f in [common, *ex.concept_top[:2]]:
     print(f"feature {int(f)}: {labels[int(f)].label}")
     display(HTML(feature_card(atlas, int(f), n=5)["html"]))
 display(feature_browser(atlas, start=int(ex.concept_top[0]) if ex.concept_top else common))
+
+# %% [markdown]
+# ## A prompt, token by token
+# Type a prompt and press Enter: each token's three strongest features, with their labels and
+# activations. Pick one under "open card" to see what else it fires on.
+
+# %%
+display(prompt_lens(encoder, sae, labels, atlas, prompt="a nude painting of a woman in a garden"))
 
 # %% [markdown]
 # ## Discovery from examples

@@ -103,3 +103,32 @@ def test_explore_and_discover_on_a_tiny_dictionary(setup, tmp_path):
     assert "srcdoc" in notebook_frame(ex.page).data
     found = discover(enc, sae, PROMPTS[:4], PROMPTS[4:])
     assert "mean difference" in found and len(found["mean difference"].top(3)) == 3
+
+
+def test_prompt_lens_shows_each_token_s_features_and_opens_their_cards(setup):
+    from snce_lib.atlas.cards import prompt_features
+    from snce_lib.atlas.labels import label_features
+    from snce_lib.workbook.widgets import prompt_lens
+
+    _, enc, sae = setup
+    atlas = build_atlas(enc, sae, PROMPTS, progress=False)
+    labels = label_features(atlas)
+    rows = prompt_features(enc, sae, PROMPTS[0], labels)
+    n_real = int(enc.tokenize([PROMPTS[0]]).attention_mask.sum()) - 1  # every position after BOS but padding
+    assert len(rows) == n_real and all(len(r["features"]) <= 3 for r in rows)
+    # the features named for a token are its strongest SAE latents at that position
+    h = enc.run_to_block(enc.tokenize([PROMPTS[0]]), 2)[0, 1 : 1 + n_real]
+    z = sae.encode_dense(h)
+    for j, r in enumerate(rows):
+        assert [f for f, _, _ in r["features"]] == torch.argsort(z[j], descending=True)[: len(r["features"])].tolist()
+        assert all(lab == labels[f].label for f, _, lab in r["features"])
+    box = prompt_lens(enc, sae, labels, atlas, prompt=PROMPTS[0])
+    c = box.controls
+    assert not c["prompt"].continuous_update and c["table"].value.count("<tr>") == n_real + 1
+    first = c["table"].value
+    c["prompt"].value = PROMPTS[3]
+    assert c["table"].value != first and c["lit"].options
+    c["lit"].value = c["lit"].options[-1][1]
+    assert f"feature {c['lit'].value}:" in c["card"].value
+    c["prompt"].value = "  "
+    assert "type a prompt" in c["table"].value and not c["lit"].options

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from snce_lib.atlas.labels import clean
 from snce_lib.atlas.map import Atlas
-from snce_lib.concepts.codes import PromptCodes
+from snce_lib.concepts.codes import PromptCodes, prompt_codes
 
 
 def top_examples(codes: PromptCodes, neuron: int, n: int = 10, token_string=None) -> list[dict]:
@@ -93,3 +94,30 @@ def search_features(atlas: Atlas, word: str, n: int = 10) -> list[tuple[int, flo
     mean = torch.from_numpy(total / max(n, 1))
     order = torch.argsort(mean, descending=True)[:n]
     return [(int(i), float(mean[i])) for i in order if mean[i] > 0]
+
+
+def prompt_features(encoder, sae, prompt: str, labels: Sequence | None = None, per_token: int = 3) -> list[dict]:
+    """Which features a prompt lights, token by token: for each word position and EOS, the
+    `per_token` strongest features (feature, activation, label), strongest first."""
+    if not prompt.strip():
+        raise ValueError("type a prompt to see the features it lights")
+    codes = prompt_codes(encoder, sae, [prompt])
+    real = codes.real[0]
+    tokens = [clean(t) for t in encoder.token_strings(codes.token_ids[0][real].tolist())]
+    rows = []
+    for tok, v, i in zip(tokens, codes.values[0][real], codes.indices[0][real]):
+        order = torch.argsort(v, descending=True)[:per_token]
+        feats = [(int(i[o]), float(v[o]), labels[int(i[o])].label if labels else "") for o in order if v[o] > 0]
+        rows.append({"token": tok, "features": feats})
+    return rows
+
+
+def prompt_features_html(rows: list[dict]) -> str:
+    """`prompt_features` as a table: a row per token, its strongest features with labels and activations."""
+    cells = []
+    for r in rows:
+        feats = "; ".join(f"<b>{f}</b> {html.escape(lab)} <span style='color:#888'>({a:.2f})</span>"
+                          for f, a, lab in r["features"]) or "<i>none</i>"  # fmt: skip
+        cells.append(f"<tr><td style='text-align:left'><code>{html.escape(r['token'])}</code></td>"
+                     f"<td style='text-align:left'>{feats}</td></tr>")  # fmt: skip
+    return "<table><tr><th>token</th><th>strongest features (activation)</th></tr>" + "".join(cells) + "</table>"

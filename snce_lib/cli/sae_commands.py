@@ -110,6 +110,7 @@ def cmd_train(a) -> int:
         encoder_id=store.info.encoder_id,
         layer=store.info.layer,
         layer_index=store.info.layer_index,
+        data_info=store.describe(),
     )
     print(json.dumps({k: v for k, v in res.metrics.items() if k != "train_config"}))
     return 0

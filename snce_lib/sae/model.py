@@ -180,6 +180,20 @@ class TopKSAE(nn.Module):
         return sae
 
     @classmethod
+    def from_pretrained(cls, repo_or_folder: str | os.PathLike, subfolder: str | None = None,
+                        revision: str | None = None, device: str | torch.device = "cpu") -> TopKSAE:  # fmt: skip
+        """An SAE from a folder or a hub repository (snce, SAELens or sparsify format); see `sae.hub`."""
+        from snce_lib.sae.hub import from_pretrained
+
+        return from_pretrained(repo_or_folder, subfolder=subfolder, revision=revision, device=device)
+
+    def push_to_hub(self, repo_id: str, private: bool = False, token: str | None = None) -> str:
+        """Upload the checkpoint with a model card (encoder, block, data, token budget, metrics); see `sae.hub`."""
+        from snce_lib.sae.hub import push_to_hub
+
+        return push_to_hub(self, repo_id, private=private, token=token)
+
+    @classmethod
     def from_tensors(cls, cfg: SAEConfig, tensors: dict, device="cpu") -> TopKSAE:
         sae = cls(cfg)
         expected = {k: v.shape for k, v in sae.state_dict().items()}

@@ -89,6 +89,13 @@ class ActivationStore:
     def __len__(self) -> int:
         return self.info.rows
 
+    def describe(self) -> dict:
+        """What the store's rows are, in a few fields (kept with a trained SAE for its model card)."""
+        sha = self.path / "prompts.sha256"
+        return {"encoder": self.info.encoder_id, "layer": self.info.layer, "prompts": self.info.n_prompts,
+                "rows": self.info.rows, "keep_padding": self.info.keep_padding, "max_length": self.info.max_length,
+                "prompts_sha256": sha.read_text().strip() if sha.exists() else None}  # fmt: skip
+
     @property
     def width(self) -> int:
         return self.info.width

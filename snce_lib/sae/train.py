@@ -67,13 +67,15 @@ def train_sae(
     progress: bool = True,
     stop_after_steps: int | None = None,
     on_log: Callable[[dict], None] | None = None,
+    data_info: dict | None = None,
 ) -> TrainResult:
     """Train on `data` ([rows, d_in], any float dtype, numpy or torch).
 
     With `out_dir`, checkpoints as it goes and resumes from `out_dir/checkpoint`;
     at the end writes the SAE (`sae.safetensors`, `cfg.json`), `metrics.json` and
     `history.json` there. `stop_after_steps` ends the run early without finishing
-    (it is how tests and notebooks simulate an interruption).
+    (it is how tests and notebooks simulate an interruption). `data_info` (what the rows are, e.g.
+    `ActivationStore.describe()`) is kept in metrics.json for the model card.
     """
     cfg = cfg or TrainConfig()
     data = as_rows(data)
@@ -159,6 +161,8 @@ def train_sae(
             eval_rows=int(len(eval_idx)),
             train_config=asdict(cfg),
         )
+        if data_info:
+            metrics["data"] = data_info
         sae.metrics = metrics
         if out_dir is not None:
             sae.save(out_dir)  # with metrics.json, the mark of a finished run

@@ -63,6 +63,7 @@ def ensure_sae(p: Profile, encoder=None, progress: bool = True, on_log=None, bui
         encoder_id=store.info.encoder_id,
         layer=store.info.layer,
         layer_index=store.info.layer_index,
+        data_info=store.describe(),
         progress=progress,
         on_log=on_log,
     )

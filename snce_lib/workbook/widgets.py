@@ -1,7 +1,8 @@
 """ipywidgets panels. Each callback is a plain library function, so tests drive them in code.
 
 `feature_browser(atlas)`: pick a feature or search by word; see its top prompts,
-activation histogram and frequency. `erasure_panel(...)`: prompt, lambda, mode, top-k;
+activation histogram and frequency. `prompt_lens(encoder, sae, labels, atlas)`: the features a
+typed prompt lights, token by token. `erasure_panel(...)`: prompt, lambda, mode, top-k;
 images before and after (safe display) and the neuron's activation per token.
 """
 
@@ -75,6 +76,38 @@ def feature_browser(atlas: Atlas, start: int = 0):
     show(start)
     box = W.VBox([W.HBox([pick, word, hits]), status, W.HBox([card, hist])])
     box.controls = {"feature": pick, "word": word, "matches": hits, "card": card, "hist": hist, "status": status}
+    return box
+
+
+def prompt_lens(encoder, sae, labels=None, atlas: Atlas | None = None, prompt: str = ""):
+    """Type a prompt, press Enter: the features it lights, token by token (with labels); pick one of
+    them to open its card when an atlas is given."""
+    import ipywidgets as W
+
+    from snce_lib.atlas.cards import prompt_features, prompt_features_html
+
+    text = W.Text(value=prompt, placeholder="type a prompt, then Enter", description="prompt",
+                  continuous_update=False, layout=W.Layout(width="60%"))  # fmt: skip
+    table, lit, card = W.HTML(), W.Dropdown(options=[], description="open card"), W.HTML()
+
+    def update(*_) -> None:
+        if not text.value.strip():
+            table.value, lit.options = "<i>type a prompt, then Enter</i>", []
+            return
+        rows = prompt_features(encoder, sae, text.value, labels)
+        table.value = prompt_features_html(rows)
+        seen = dict.fromkeys(f for r in rows for f, _, _ in r["features"])
+        lit.options = [(f"{f} {labels[f].label if labels else ''}".strip(), f) for f in seen]
+
+    def open_card(change) -> None:
+        if atlas is not None and change["new"] is not None:
+            card.value = feature_view(atlas, change["new"])["html"]
+
+    text.observe(update, names="value")
+    lit.observe(open_card, names="value")
+    update()
+    box = W.VBox([text, table, lit, card])
+    box.controls = {"prompt": text, "table": table, "lit": lit, "card": card}
     return box
 
 
