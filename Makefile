@@ -6,7 +6,7 @@ export TRANSFORMERS_OFFLINE := 1
 # Runs of `make workbook` and `make lab` go to ./runs (elsewhere the default is ./snce-runs).
 export SNCE_HOME ?= $(CURDIR)/runs
 
-.PHONY: setup workbook test lint lab data clean
+.PHONY: setup workbook test lint lab lab-check data clean
 
 setup:
 	bash scripts/setup.sh
@@ -24,6 +24,10 @@ lint: setup
 
 lab: setup
 	.venv/bin/jupyter lab notebooks
+
+# notebook 02 in JupyterLab in headless Chromium (after `make workbook`); screenshots in runs/lab_check
+lab-check: setup
+	$(PY) scripts/lab_check.py --out runs/lab_check
 
 data: setup
 	$(PY) scripts/make_data.py

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from snce_lib.atlas.clusters import MapClusters
-from snce_lib.atlas.labels import FeatureLabel, clean
+from snce_lib.atlas.labels import FeatureLabel, clean, token_lift
 from snce_lib.atlas.map import Atlas
 from snce_lib.io import atomic_write_text
 
@@ -70,12 +70,14 @@ def atlas_data(atlas: Atlas, labels: list[FeatureLabel], layout: MapClusters, w_
 
 
 def word_index(atlas: Atlas, per_word: int = 10) -> dict[str, list[int]]:
-    """Lower-cased token -> the features that fire on it most often (for the page's search box)."""
-    feature, token, count = atlas.codes.feature_token_counts()
-    out: dict[str, list[tuple[int, int]]] = {}
-    for t, f, c in zip(token.tolist(), feature.tolist(), count.tolist()):
-        word = clean(atlas.token(t)).lower()
-        out.setdefault(word, []).append((c, f))
+    """Lower-cased token -> the features most specific to it (`token_lift`, as the labels rank
+    words), for the page's search box. Raw counts put the busiest features first (on the offline
+    SAE, "red" led with a feature labelled "lighting, moody, light")."""
+    feature, token, _, lift = token_lift(atlas)
+    out: dict[str, list[tuple[float, int]]] = {}
+    for t, f, s in zip(token.tolist(), feature.tolist(), lift.tolist()):
+        if s > 0:
+            out.setdefault(clean(atlas.token(t)).lower(), []).append((s, f))
     return {w: [f for _, f in sorted(v, reverse=True)[:per_word]] for w, v in out.items()}
 
 

@@ -42,20 +42,28 @@ def clean(token: str) -> str:
     return t or token
 
 
-def label_features(
-    atlas: Atlas, n_tokens: int = 5, n_words: int = 3, rare_below: float = RARE_BELOW
-) -> list[FeatureLabel]:
-    """One label a feature, counted over every position (padding included) of the atlas's sample."""
+def token_lift(atlas: Atlas) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per (feature f, token t) that fires: the count c_f(t) and its specificity
+    c_f(t) log((c_f(t)/n_f) / (c_all(t)/N)): high when t is far more common among f's firings than
+    among all N positions. Labels and the page's word search both rank by it."""
     codes = atlas.codes
     mask = codes.mask()
     tok = codes.token_ids[mask].long()
-    n_pos = int(mask.sum())
     vocab = int(tok.max()) + 1 if len(tok) else 1
     latent, token, count = codes.feature_token_counts()
     tok_total = torch.bincount(tok, minlength=vocab).double()
     n_f = torch.zeros(atlas.n_latents, dtype=torch.float64).index_add_(0, latent, count.double())
+    c = count.double()
+    return latent, token, count, c * torch.log((c / n_f[latent]) / (tok_total[token] / max(int(mask.sum()), 1)))
+
+
+def label_features(
+    atlas: Atlas, n_tokens: int = 5, n_words: int = 3, rare_below: float = RARE_BELOW
+) -> list[FeatureLabel]:
+    """One label a feature, counted over every position (padding included) of the atlas's sample."""
+    latent, token, count, lift_all = token_lift(atlas)
     order = torch.argsort(latent * (count.max() + 1 if len(count) else 1) - count)  # by latent, then count descending
-    latent, token, count = latent[order], token[order], count[order]
+    latent, token, count, lift_all = latent[order], token[order], count[order], lift_all[order]
     starts = torch.searchsorted(latent, torch.arange(atlas.n_latents + 1))
     labels = []
     for f in range(atlas.n_latents):
@@ -66,7 +74,7 @@ def label_features(
             continue
         t, c = token[lo:hi], count[lo:hi].double()
         top = [(clean(atlas.token(int(a))), int(b)) for a, b in zip(t[:n_tokens], c[:n_tokens])]
-        lift = c * torch.log((c / n_f[f]) / (tok_total[t] / max(n_pos, 1)))
+        lift = lift_all[lo:hi]
         best = torch.argsort(lift, descending=True)
         words = list(dict.fromkeys(clean(atlas.token(int(t[i]))) for i in best[: 3 * n_words]))[:n_words]
         status = "rare" if freq < rare_below else "live"
