@@ -3,8 +3,9 @@
     python benchmarks/atlas_memory.py [--sizes 250 500 1000]
 
 Each size runs in a fresh process: a random-weight CLIP text encoder of SD v1.4's shape (768 wide,
-12 blocks, 77 positions), a random 3,072-latent TopK SAE (k 32) on block 9, and `build_atlas` plus
-`firing_frequency` and a word search over N prompts from the project's corpus. It prints peak RSS
+12 blocks, 77 positions), a random 3,072-latent TopK SAE (k 32) on block 9, and notebook 02's whole
+atlas step over N prompts from the project's corpus: `explore` (codes, labels, both maps and their
+clusters, the nudity score, the page's data), a word search, and the HTML page. It prints peak RSS
 (ru_maxrss) for each N, the fitted RSS = a + b N, and the value at N = 5,000 (the colab profile's
 atlas sample) against the 6 GB target. Random weights do not change the memory, only the meaning.
 """
@@ -18,7 +19,8 @@ CHILD = r"""
 import json, resource, sys, torch
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 from snce_lib.models.encoders import TextEncoder
-from snce_lib.atlas.map import build_atlas
+from snce_lib.atlas.explore import explore
+from snce_lib.atlas.html import render_html
 from snce_lib.atlas.cards import search_features
 from snce_lib.models.tiny import tiny_clip_tokenizer
 from snce_lib.prompts import read_prompts
@@ -32,10 +34,12 @@ enc = TextEncoder(model, tok, "random-clip-768", "clip", 77, False)
 sae = TopKSAE(SAEConfig(768, 3072, 32, "random-clip-768", "encoder.layers.9", 9)); sae.reset_parameters(torch.Generator().manual_seed(0))
 prompts = (read_prompts(data_path("corpus.csv")) * 2)[:n]
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-atlas = build_atlas(enc, sae.requires_grad_(False), prompts, progress=False)
+ex = explore(enc, sae.requires_grad_(False), prompts, concept="nudity", progress=False)
+atlas = ex.atlas
 search_features(atlas, "red")
+page = render_html(ex.page)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"n": n, "peak_mb": peak / 1024, "before_atlas_mb": base / 1024,
+print(json.dumps({"n": n, "peak_mb": peak / 1024, "before_atlas_mb": base / 1024, "page_mb": len(page) / 2**20,
                   "codes_mb": (atlas.codes.values.nbytes + atlas.codes.indices.nbytes) / 2**20}))
 """
 
@@ -57,7 +61,7 @@ def main() -> None:
             r = rows[-1]
             print(
                 f"N = {n:>5}: peak RSS {r['peak_mb']:7.0f} MB (before the atlas {r['before_atlas_mb']:.0f} MB; "
-                f"sparse codes {r['codes_mb']:.1f} MB)"
+                f"sparse codes {r['codes_mb']:.1f} MB; HTML page {r['page_mb']:.1f} MB)"
             )
     import numpy as np
 

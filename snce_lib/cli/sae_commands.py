@@ -88,6 +88,9 @@ def _add_train(sub) -> None:
     p.add_argument("--dead-after-tokens", type=positive_int, default=d.dead_after_tokens)
     p.add_argument("--b-pre-init", choices=("median", "mean"), default=d.b_pre_init)
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--shuffle-buffer", type=positive_int, default=None,
+                   help="rows in the shuffle buffer when streaming from the store's memory map (default: load the store "
+                   "whole when it takes at most a quarter of this machine's memory, else stream with such a buffer)")  # fmt: skip
     p.add_argument("--checkpoint-every", type=positive_int, default=d.checkpoint_every)
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_train)
@@ -103,8 +106,12 @@ def cmd_train(a) -> int:
     # every TrainConfig field has its flag (--latents for n_latents), so the config is read off the arguments
     names = {f: ("latents" if f == "n_latents" else f) for f in TrainConfig.__dataclass_fields__}
     cfg = TrainConfig(**{f: getattr(a, arg) for f, arg in names.items() if hasattr(a, arg)})
+    if cfg.shuffle_buffer is None:
+        data, cfg.shuffle_buffer = store.training_source()
+    else:
+        data = store.rows()
     res = train_sae(
-        store.load(),
+        data,
         cfg,
         out_dir=a.out,
         encoder_id=store.info.encoder_id,

@@ -35,6 +35,10 @@ class TrainConfig:
     """How b_pre starts: "median" (geometric median of a sample) or "mean"."""
     eval_rows: int = 65_536
     """Held-out rows (at most a tenth of the data) for the final metrics."""
+    shuffle_buffer: int | None = None
+    """None: each epoch is one seeded permutation of all training rows (the rows are in memory).
+    An integer: rows are read in contiguous blocks into a shuffle buffer of this many rows and
+    shuffled there (a store larger than memory, read from its memory map; see `batches`)."""
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 200
@@ -54,5 +58,7 @@ class TrainConfig:
             raise TrainError(f"path must be auto, sparse or dense, got {self.path!r}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+        if self.shuffle_buffer is not None and self.shuffle_buffer < self.batch_size:
+            raise ValueError(f"shuffle_buffer ({self.shuffle_buffer}) must hold at least one batch ({self.batch_size})")
         if self.batch_size <= 0 or self.k <= 0:
             raise ValueError("batch_size and k must be positive")

@@ -137,6 +137,20 @@ class ActivationStore:
             full = full[idx]
         return np.ascontiguousarray(full)
 
+    def rows(self) -> StoreRows:
+        """All rows as one indexable source read from the memory-mapped shards on demand."""
+        return StoreRows(self.shard_arrays(), self.width)
+
+    def training_source(self, max_bytes: int | None = None) -> tuple[np.ndarray | StoreRows, int | None]:
+        """(rows, shuffle buffer) for training: the rows loaded whole with no buffer (a full shuffle)
+        when they take at most `max_bytes` (default: a quarter of this machine's memory), else the
+        memory-mapped rows and a buffer of that many bytes' rows (`TrainConfig.shuffle_buffer`)."""
+        budget = max_bytes if max_bytes is not None else physical_memory() // 4
+        row_bytes = 2 * self.width  # float16
+        if self.info.rows * row_bytes <= budget:
+            return self.load(), None
+        return self.rows(), max(budget // row_bytes, 1)
+
     def prompts(self) -> list[str]:
         with open(self.path / "prompts.jsonl") as fh:
             return [json.loads(line)["prompt"] for line in fh]
@@ -145,3 +159,43 @@ class ActivationStore:
         if self._tokens is None:
             self._tokens = {int(k): v for k, v in json.loads((self.path / "tokens.json").read_text()).items()}
         return self._tokens.get(int(token_id), "?")
+
+
+class StoreRows:
+    """A store's rows as one [rows, width] source, indexed like an array (integer arrays, tensors,
+    slices) and read from the memory-mapped shards on demand: training streams from it when the
+    store is larger than memory. Rows come back as a float16 tensor, in the order asked."""
+
+    def __init__(self, arrays: list[np.ndarray], width: int):
+        self.arrays = arrays
+        self.bounds = np.cumsum([0] + [len(a) for a in arrays])
+        self.shape = (int(self.bounds[-1]), width)
+        self.dtype = np.float16
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, idx):
+        import torch
+
+        if isinstance(idx, slice):
+            idx = np.arange(*idx.indices(len(self)))
+        idx = np.asarray(idx.cpu() if isinstance(idx, torch.Tensor) else idx, dtype=np.int64)
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(self)):
+            raise IndexError(f"row index out of range for a store of {len(self):,} rows")
+        order = np.argsort(idx, kind="stable")
+        ordered = idx[order]
+        shard = np.searchsorted(self.bounds, ordered, side="right") - 1
+        out = np.empty((len(idx), self.shape[1]), dtype=np.float16)
+        for j in np.unique(shard):  # sorted rows within a shard: sequential reads of the memory map
+            m = shard == j
+            out[order[m]] = self.arrays[j][ordered[m] - self.bounds[j]]
+        return torch.from_numpy(out)
+
+
+def physical_memory() -> int:
+    """This machine's memory in bytes (8 GiB where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30

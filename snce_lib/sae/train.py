@@ -16,12 +16,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from snce_lib.io import atomic_write_json
 from snce_lib.models.encoders import pick_device
-from snce_lib.sae.batches import as_rows, batch_indices, check_finite, held_out_split
+from snce_lib.sae.batches import as_rows, batch_indices, buffered_batch_indices, check_finite, held_out_split
 from snce_lib.sae.config import TrainConfig, TrainError
 from snce_lib.sae.model import SAEConfig, TopKSAE
 from snce_lib.sae.resume import load_training_state, save_training_state
@@ -87,6 +88,7 @@ def train_sae(
     m = cfg.n_latents or cfg.expansion * d
     k_aux = cfg.k_aux if cfg.k_aux is not None else d // 2
     train_idx, eval_idx = held_out_split(n, cfg.seed, cfg.eval_rows)
+    ordered_idx = np.sort(train_idx) if cfg.shuffle_buffer else None
     budget = cfg.tokens if cfg.tokens is not None else len(train_idx)
     total_steps = max(1, math.ceil(budget / cfg.batch_size))
 
@@ -121,7 +123,10 @@ def train_sae(
     while step < total_steps:
         if stop_after_steps is not None and step >= stop_after_steps:
             break
-        rows = batch_indices(train_idx, step, cfg.batch_size, cfg.seed)
+        if ordered_idx is not None:
+            rows = buffered_batch_indices(ordered_idx, step, cfg.batch_size, cfg.seed, cfg.shuffle_buffer)
+        else:
+            rows = batch_indices(train_idx, step, cfg.batch_size, cfg.seed)
         x = data[torch.as_tensor(rows)].to(device, non_blocking=True).float()
         out = training_step(sae, opt, scaler, x, since_fired, cfg, k_aux, amp, sparse)
         step += 1

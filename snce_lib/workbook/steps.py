@@ -55,9 +55,10 @@ def ensure_sae(p: Profile, encoder=None, progress: bool = True, on_log=None, bui
     if not build_missing(build):
         raise _missing("the SAE", folder, "01_train_sae")
     store = ensure_store(p, encoder, progress)
-    cfg = TrainConfig(tokens=p.tokens, dead_after_tokens=p.dead_after_tokens, k=p.k)
+    data, buffer = store.training_source()  # streamed through a shuffle buffer when it outgrows memory
+    cfg = TrainConfig(tokens=p.tokens, dead_after_tokens=p.dead_after_tokens, k=p.k, shuffle_buffer=buffer)
     res = train_sae(
-        store.load(),
+        data,
         cfg,
         out_dir=folder,
         encoder_id=store.info.encoder_id,
