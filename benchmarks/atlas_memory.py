@@ -65,6 +65,12 @@ def main() -> None:
             )
     import numpy as np
 
+    if len(rows) < 2:  # measured at one size: nothing to fit
+        r = rows[0]
+        print(
+            f"measured at N = {r['n']:,}: {r['peak_mb']:,.0f} MB ({'under' if r['peak_mb'] < 6000 else 'OVER'} the 6 GB target)"
+        )
+        return
     b, a0 = np.polyfit([r["n"] for r in rows], [r["peak_mb"] for r in rows], 1)
     est = a0 + b * a.target
     print(f"fit: peak RSS = {a0:.0f} MB + {b * 1000:.1f} MB per 1,000 prompts")

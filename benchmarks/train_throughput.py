@@ -8,8 +8,10 @@ each trainer's tokens/s, the ratios, and held-out FVU after the same number of t
 activation store from `snce collect` (`--store`), or seeded correlated Gaussian rows.
 
 The peers are optional: `pip install ".[bench]"` (SAELens and sparsify, over the torch already
-installed). A peer that is not installed is reported as such. On a GPU, pass `--device cuda`: the
-same comparison with mixed precision where each library uses it.
+installed). A peer that is not installed is reported as such. On a GPU, pass `--device cuda` (or run
+`bash benchmarks/gpu_train.sh`): the same comparison, every trainer under bf16 autocast where the
+GPU supports it (fp16 with loss scaling for snce otherwise) and fp32 weights, timed with a
+synchronise around each step.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 
 from snce_lib.sae.config import TrainConfig
 from snce_lib.sae.model import SAEConfig, TopKSAE
-from snce_lib.sae.train import autocast_dtype, init_b_pre_, training_step
+from snce_lib.sae.train import autocast_dtype, init_from_sample_, make_optimizer, training_step
 
 K, BATCH, LR = 32, 4096, 4e-4
 
@@ -47,20 +49,26 @@ class Snce:
         self.sae.reset_parameters(torch.Generator().manual_seed(0))
         self.sae.to(device)
         self.cfg = TrainConfig(k=K, batch_size=BATCH, lr=LR, device=str(device))
-        self.opt = torch.optim.Adam(self.sae.parameters(), lr=LR, eps=self.cfg.adam_eps)
+        self.opt = make_optimizer(self.sae, self.cfg)
         self.amp = autocast_dtype("auto", torch.device(device))
         self.scaler = torch.amp.GradScaler(torch.device(device).type, enabled=self.amp == torch.float16)
         self.since = torch.zeros(m, dtype=torch.long, device=device)
         self.sparse, self.k_aux = sparse, d // 2
 
     def init(self, sample):
-        init_b_pre_(self.sae, sample, self.cfg.b_pre_init)  # as train_sae starts: the geometric median
+        init_from_sample_(self.sae, sample, self.cfg)  # as train_sae starts: b_pre, then the encoder's scale
 
     def step(self, x):
         training_step(self.sae, self.opt, self.scaler, x, self.since, self.cfg, self.k_aux, self.amp, self.sparse)
 
     def reconstruct(self, x):
         return self.sae.decode(*self.sae.encode(x))
+
+
+def peer_autocast(device: str):
+    """The autocast a peer trains under: bf16 on a GPU that has it (as sparsify's own trainer does), else none."""
+    use = device.startswith("cuda") and torch.cuda.is_bf16_supported()
+    return torch.autocast("cuda" if use else "cpu", dtype=torch.bfloat16, enabled=use)
 
 
 class Sparsify:
@@ -80,8 +88,9 @@ class Sparsify:
 
     def step(self, x):
         # sparsify's own trainer step: its forward (fused encoder, sparse decoder), AuxK, projection, renorm
-        out = self.sae(x, dead_mask=self.since >= 10_000_000)
-        loss = out.fvu + out.auxk_loss / 32
+        with peer_autocast(str(x.device)):
+            out = self.sae(x, dead_mask=self.since >= 10_000_000)
+            loss = out.fvu + out.auxk_loss / 32
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.sae.remove_gradient_parallel_to_decoder_directions()
@@ -118,7 +127,8 @@ class SAELens:
 
         self.n += 1
         step_in = TrainStepInput(x, {}, self.since >= 10_000_000, self.n, False)
-        out = self.sae.training_forward_pass(step_in)
+        with peer_autocast(str(x.device)):
+            out = self.sae.training_forward_pass(step_in)
         self.opt.zero_grad(set_to_none=True)
         out.loss.backward()
         self.opt.step()
@@ -146,11 +156,11 @@ def run_shape(d: int, m: int, rows: torch.Tensor, steps: int, device: str) -> li
     for s in range(steps):
         x = train[(s * BATCH) % (len(train) - BATCH) :][:BATCH].to(device)
         for t in trainers:  # alternation: drift hits every trainer alike
-            if device == "cuda":
+            if device.startswith("cuda"):
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
             t.step(x)
-            if device == "cuda":
+            if device.startswith("cuda"):
                 torch.cuda.synchronize()
             if s > 0:  # the first step warms caches and allocators
                 seconds[t.name] += time.perf_counter() - t0

@@ -151,3 +151,24 @@ def test_auxk_revives_dead_latents():
     assert out.auxk_loss > 0
     assert sae.W_enc.grad[:16].abs().sum() > 0
     assert sae.W_enc.grad[16:].abs().sum() == 0
+
+
+def test_encoder_init_scale_minimises_the_first_reconstruction_error():
+    from snce_lib.sae.train import init_b_pre_, init_encoder_scale_
+
+    x, _ = planted_data(n=4000)
+    x = torch.as_tensor(x).float()
+    sae = TopKSAE(SAEConfig(x.shape[1], 4 * x.shape[1], 4))
+    sae.reset_parameters(torch.Generator().manual_seed(0))
+    init_b_pre_(sae, x, "median")
+
+    def err(s: float) -> float:
+        with torch.no_grad():
+            r = sae.decode(*sae.encode(x)) - sae.b_pre
+            return float((x - sae.b_pre - s * r).pow(2).sum())
+
+    unit = err(1.0)
+    s = init_encoder_scale_(sae, x)
+    assert 0 < s < 1 and err(1.0) < unit  # the unit-norm start overshoots; the fitted one does not
+    assert err(1.0) <= min(err(0.95), err(1.05))  # a minimum along the scale
+    assert torch.allclose(sae.W_enc.norm(dim=1), torch.full((sae.cfg.n_latents,), s))

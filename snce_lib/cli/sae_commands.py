@@ -87,6 +87,8 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--dead-after-tokens", type=positive_int, default=d.dead_after_tokens)
     p.add_argument("--b-pre-init", choices=("median", "mean"), default=d.b_pre_init)
+    p.add_argument("--encoder-init", choices=("fit", "unit"), default=d.encoder_init,
+                   help="encoder start: the decoder's transpose at the best-fitting scale, or with unit rows")  # fmt: skip
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--shuffle-buffer", type=positive_int, default=None,
                    help="rows in the shuffle buffer when streaming from the store's memory map (default: load the store "

@@ -33,6 +33,10 @@ class TrainConfig:
     """A latent that has not fired for this many tokens is dead and gets AuxK gradient."""
     b_pre_init: str = "median"
     """How b_pre starts: "median" (geometric median of a sample) or "mean"."""
+    encoder_init: str = "fit"
+    """The encoder starts as the decoder's transpose (Gao et al.), scaled: "fit" (the scale that
+    minimises the first reconstruction error on a sample, `init_encoder_scale_`) or "unit" (unit
+    rows, as the dense path was first written)."""
     eval_rows: int = 65_536
     """Held-out rows (at most a tenth of the data) for the final metrics."""
     shuffle_buffer: int | None = None
@@ -54,6 +58,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.b_pre_init not in ("median", "mean"):
             raise ValueError(f"b_pre_init must be 'median' or 'mean', got {self.b_pre_init!r}")
+        if self.encoder_init not in ("fit", "unit"):
+            raise ValueError(f"encoder_init must be 'fit' or 'unit', got {self.encoder_init!r}")
         if self.path not in ("auto", "sparse", "dense"):
             raise TrainError(f"path must be auto, sparse or dense, got {self.path!r}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):

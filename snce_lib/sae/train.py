@@ -49,6 +49,38 @@ def init_b_pre_(sae: TopKSAE, sample: torch.Tensor, how: str) -> None:
         sae.b_pre.copy_(geometric_median(sample) if how == "median" else sample.mean(0))
 
 
+@torch.no_grad()
+def init_encoder_scale_(sae: TopKSAE, sample: torch.Tensor) -> float:
+    """Scale the (tied) encoder so that the first reconstruction is as good as a scale can make it:
+    TopK picks the same latents at any positive scale s, and s* = <x_c, r> / <r, r>, with r the
+    decoded code at s = 1 and x_c = x - b_pre, minimises ||x_c - s r||^2 on the sample. With unit
+    encoder rows the first step adds k full projections and overshoots. Returns s*."""
+    xc = sample - sae.b_pre
+    vals, idx = sae.encode(sample)
+    r = sae.decode(vals, idx) - sae.b_pre
+    s = float((xc * r).sum() / r.pow(2).sum().clamp_min(1e-12))
+    if 0 < s < float("inf"):
+        sae.W_enc.mul_(s)
+        sae.b_enc.mul_(s)
+    return s
+
+
+def init_from_sample_(sae: TopKSAE, sample: torch.Tensor, cfg: TrainConfig) -> None:
+    """Everything a run sets from the data before its first step: b_pre, then the encoder's scale."""
+    init_b_pre_(sae, sample, cfg.b_pre_init)
+    if cfg.encoder_init == "fit":
+        init_encoder_scale_(sae, sample)
+
+
+def make_optimizer(sae: TopKSAE, cfg: TrainConfig) -> torch.optim.Adam:
+    """Adam, as the paper trains; its fused kernel (one pass over all four tensors) where this torch
+    has it for the device (half the optimiser's time here), else the standard one. Same arithmetic."""
+    try:
+        return torch.optim.Adam(sae.parameters(), lr=cfg.lr, eps=cfg.adam_eps, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(sae.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for `precision` on `device` (None: plain fp32)."""
     if precision == "auto":
@@ -96,7 +128,7 @@ def train_sae(
     sae = TopKSAE(SAEConfig(d, m, cfg.k, encoder_id, layer, layer_index)).to(device)
     sae.reset_parameters(torch.Generator().manual_seed(cfg.seed))
     sae.to(device)
-    opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+    opt = make_optimizer(sae, cfg)
     since_fired = torch.zeros(m, dtype=torch.long, device=device)
     step, history, seconds = 0, [], 0.0
 
@@ -111,7 +143,7 @@ def train_sae(
         step, history, seconds = load_training_state(ckpt, sae, opt, since_fired, fingerprint, device)
     else:
         sample = data[torch.as_tensor(train_idx[: min(len(train_idx), 32768)])].float().to(device)
-        init_b_pre_(sae, sample, cfg.b_pre_init)
+        init_from_sample_(sae, sample, cfg)
 
     amp = autocast_dtype(cfg.precision, device)
     sparse = cfg.path == "sparse" or (cfg.path == "auto" and device.type == "cpu")
