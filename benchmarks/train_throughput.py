@@ -11,7 +11,9 @@ The peers are optional: `pip install ".[bench]"` (SAELens and sparsify, over the
 installed). A peer that is not installed is reported as such. On a GPU, pass `--device cuda` (or run
 `bash benchmarks/gpu_train.sh`): the same comparison, every trainer under bf16 autocast where the
 GPU supports it (fp16 with loss scaling for snce otherwise) and fp32 weights, timed with a
-synchronise around each step.
+synchronise around each step. On a CPU with AMX, snce's default trains under bf16 autocast
+(`snce_lib.sae.train.cpu_has_fast_bf16`; weights fp32) while the peers run their CPU default,
+fp32; `--peers-bf16` runs the peers under the same autocast.
 """
 
 from __future__ import annotations
@@ -65,10 +67,15 @@ class Snce:
         return self.sae.decode(*self.sae.encode(x))
 
 
+PEERS_BF16_ON_CPU = False  # --peers-bf16
+
+
 def peer_autocast(device: str):
-    """The autocast a peer trains under: bf16 on a GPU that has it (as sparsify's own trainer does), else none."""
-    use = device.startswith("cuda") and torch.cuda.is_bf16_supported()
-    return torch.autocast("cuda" if use else "cpu", dtype=torch.bfloat16, enabled=use)
+    """The autocast a peer trains under: bf16 on a GPU that has it (as sparsify's own trainer does),
+    and on a CPU with --peers-bf16 (what snce's default does on a CPU with AMX); else none."""
+    if device.startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.cuda.is_bf16_supported())
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=PEERS_BF16_ON_CPU)
 
 
 class Sparsify:
@@ -180,9 +187,14 @@ def main() -> int:
     ap.add_argument("--shapes", nargs="+", default=["768x3072", "384x1536"])
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--peers-bf16", action="store_true", help="train the peers under bf16 autocast on a CPU too")
     a = ap.parse_args()
+    global PEERS_BF16_ON_CPU
+    PEERS_BF16_ON_CPU = a.peers_bf16
+    amp = autocast_dtype("auto", torch.device(a.device))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {a.device}; batch {BATCH}, k {K}, "
-          f"Adam lr {LR}, {a.steps} steps each (first not timed), in alternation")  # fmt: skip
+          f"Adam lr {LR}, {a.steps} steps each (first not timed), in alternation; snce autocast {amp}, "
+          f"peers {'bf16' if a.peers_bf16 or a.device.startswith('cuda') else 'fp32'}")  # fmt: skip
     results = []
     if a.store:
         from snce_lib.sae.store import ActivationStore

@@ -53,7 +53,8 @@ class TrainConfig:
     dense on a GPU until that benchmark has been run there."""
     precision: str = "auto"
     """"auto": bf16 autocast on a GPU that supports it, else fp16 autocast with loss scaling (the
-    weights stay fp32 either way), fp32 on a CPU; or "fp32", "bf16", "fp16" to force one."""
+    weights stay fp32 either way); on a CPU, bf16 where it has AMX (`cpu_has_fast_bf16`), else fp32;
+    or "fp32", "bf16", "fp16" to force one."""
 
     def __post_init__(self):
         if self.b_pre_init not in ("median", "mean"):

@@ -29,7 +29,8 @@ class _TopKEncode(torch.autograd.Function):
     def forward(ctx, x, b_pre, W_enc, b_enc, k: int, dead_mask, k_aux: int, shared: dict):
         xc = x - b_pre
         # mm then an in-place bias: addmm first copies the broadcast bias into the [batch, m] output
-        lin = (xc @ W_enc.t()).add_(b_enc)
+        lin = xc @ W_enc.t()
+        lin.add_(b_enc.to(lin.dtype))  # in lin's dtype: an fp32 bias into bf16 rows took 4x as long
         # ReLU after the top k, not over the whole [batch, m] matrix: the same values (a row with fewer
         # than k positives gets zeros either way) for a fifth less time at 384 -> 1,536
         vals, idx = topk_rows(lin, k)
@@ -98,15 +99,19 @@ _POOL: ThreadPoolExecutor | None = None
 
 
 def topk_rows(lin: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(values, indices) of each row's k largest entries, unsorted: `torch.topk`, except on a CPU
-    for fp32, where NumPy's introselect (`argpartition`), run over row blocks on torch's thread
-    count, measured twice as fast here (12 vs 26 ms for [4,096, 1,536], k 32, 2 threads); the top
-    k is the largest step of training at 384 -> 1,536."""
+    """(values, indices) of each row's k largest entries, unsorted, values in `lin`'s dtype.
+
+    `torch.topk` on a CPU selects by nth_element when 64 k > columns, and there NumPy's introselect
+    (`argpartition`), run over row blocks on torch's thread count, measured twice as fast here (12
+    vs 26 ms for [4,096, 1,536], k 32, 2 threads); with more columns torch switches to a partial sort
+    and both take the same time (~25 ms at 3,072), so torch's stays. bf16 rows (CPU autocast) are
+    read as fp32 for NumPy (1 ms at 1,536 columns)."""
     global _POOL
     n_threads = torch.get_num_threads()
-    if lin.device.type != "cpu" or lin.dtype != torch.float32 or lin.requires_grad or lin.ndim != 2:
+    fits = lin.device.type == "cpu" and lin.dtype in (torch.float32, torch.bfloat16) and lin.ndim == 2
+    if not fits or lin.requires_grad or 64 * k <= lin.shape[1]:
         return lin.topk(k, dim=-1, sorted=False)
-    a = lin.numpy()
+    a = lin.float().numpy()
     cut = lin.shape[1] - k
 
     def block(s: slice) -> np.ndarray:

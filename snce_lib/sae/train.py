@@ -81,9 +81,20 @@ def make_optimizer(sae: TopKSAE, cfg: TrainConfig) -> torch.optim.Adam:
         return torch.optim.Adam(sae.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
 
 
+def cpu_has_fast_bf16() -> bool:
+    """A CPU with AMX tiles multiplies bf16 matrices in hardware: measured here, the encoder's
+    [4,096, 384] x [384, 1,536] product took 2.4 ms in bf16 against 17 ms in fp32, and training to
+    the same held-out FVU (offline store, 1.5M tokens, two seeds: 0.04333 / 0.04358 bf16, 0.04340 /
+    0.04354 fp32). Without AMX, fp32 stays."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe and probe())
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for `precision` on `device` (None: plain fp32)."""
     if precision == "auto":
+        if device.type == "cpu":
+            return torch.bfloat16 if cpu_has_fast_bf16() else None
         if device.type != "cuda":
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

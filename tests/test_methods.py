@@ -1,0 +1,144 @@
+"""Each erasure method's mechanics, through the one interface every pipeline takes (`embed`)."""
+
+import pytest
+import torch
+
+from snce_lib.concepts.codes import prompt_codes
+from snce_lib.concepts.detection import auroc
+from snce_lib.concepts.erase import Eraser
+from snce_lib.concepts.methods import (
+    BlockMap,
+    ConceptSteerer,
+    NegativePrompt,
+    WordRemoval,
+    block_edit,
+    latent_family,
+    leace_map,
+    probe_direction,
+    probe_projection,
+)
+from snce_lib.models.encoders import from_pipeline
+from snce_lib.sae.train import TrainConfig, train_sae
+from tests.helpers import PROMPTS
+
+NAKED = [p for p in PROMPTS if "naked" in p or "nude" in p]
+OTHER = [p for p in PROMPTS if p not in NAKED]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from snce_lib.models.pipelines import build_tiny_sd, load_pipeline
+
+    pipe = load_pipeline(str(build_tiny_sd(tmp_path_factory.mktemp("sd") / "tiny")), device="cpu")
+    enc = from_pipeline(pipe)
+    h = enc.run_to_block(enc.tokenize(PROMPTS * 8), 2)[:, 1:].reshape(-1, 32)
+    sae = train_sae(h, TrainConfig(n_latents=64, k=4, lr=3e-3, batch_size=256, tokens=100 * 256),
+                    layer="encoder.layers.2", layer_index=2, progress=False).sae.requires_grad_(False)  # fmt: skip
+    return pipe, enc, sae
+
+
+def token_features(enc, prompts, layer=2):
+    toks = enc.tokenize(prompts)
+    h = enc.run_to_block(toks, layer)[:, 1:]
+    real = toks.attention_mask[:, 1:].bool()
+    return h, real
+
+
+def test_every_method_conditions_a_pipeline_through_one_interface(setup):
+    from snce_lib.models.pipelines import prompt_embeds
+
+    pipe, enc, sae = setup
+    clean = prompt_embeds(pipe, PROMPTS[:3])
+    h, real = token_features(enc, PROMPTS)
+    labels = torch.tensor([p in NAKED for p in PROMPTS]).repeat_interleave(h.shape[1]).view(h.shape[:2])[real]
+    methods = [Eraser(sae, [0]), ConceptSteerer(sae, "naked, nude"), NegativePrompt("naked, nude"),
+               WordRemoval(["naked", "nude"]), BlockMap("leace", leace_map(h[real], labels), layer=2),
+               BlockMap("probe", probe_projection(probe_direction(h[real], labels)), layer=2)]  # fmt: skip
+    for m in methods:
+        kw = prompt_embeds(pipe, PROMPTS[:3], method=m)
+        assert kw["prompt_embeds"].shape == clean["prompt_embeds"].shape, type(m).__name__
+        assert kw["negative_prompt_embeds"].shape == clean["negative_prompt_embeds"].shape, type(m).__name__
+
+
+def test_snce_and_itd_leave_a_prompt_where_their_latents_are_silent_unchanged(setup):
+    _, enc, sae = setup
+    codes = prompt_codes(enc, sae, PROMPTS)
+    fired = codes.fired_per_prompt()
+    silent = [f for f in range(64) if not fired[2, f]]  # latents that never fire on "the cat"
+    assert silent
+    clean = enc.embed(enc.tokenize([PROMPTS[2]]))
+    for eraser in (Eraser(sae, silent[:1], lam=3.0), Eraser(sae, silent[:5], lam=1.0)):  # SNCE, ItD-style
+        pe, _ = eraser.embed(enc, [PROMPTS[2]])
+        assert torch.equal(pe, clean)
+    firing = [f for f in range(64) if fired[0, f]]
+    pe, _ = Eraser(sae, firing[:1]).embed(enc, [PROMPTS[0]])
+    assert not torch.equal(pe, enc.embed(enc.tokenize([PROMPTS[0]])))  # where it fires, the edit acts
+
+
+def test_concept_steerer_subtracts_the_decoded_concept_code_at_every_position(setup):
+    _, enc, sae = setup
+    steer = ConceptSteerer(sae, "naked, nude", lam=2.0)
+    v = steer.vector(enc)
+    toks = enc.tokenize(["naked, nude"])
+    z = sae.encode_dense(enc.run_to_block(toks, 2)[0, 1 : int(toks.attention_mask.sum())])
+    assert torch.allclose(v, z.mean(0) @ sae.W_dec, atol=1e-6) and v.norm() > 0
+    h = enc.run_to_block(enc.tokenize(PROMPTS[:2]), 2)
+    with block_edit(enc, 2, lambda x: x - 2.0 * v):
+        h2 = enc.run_to_block(enc.tokenize(PROMPTS[:2]), 2)
+    assert torch.equal(h2[:, 0], h[:, 0])  # BOS untouched
+    assert torch.allclose(h[:, 1:] - h2[:, 1:], (2.0 * v).expand_as(h[:, 1:]), atol=1e-5)
+    pe, ne = ConceptSteerer(sae, "naked, nude", lam=0.0).embed(enc, PROMPTS[:2], ["", ""])
+    assert torch.allclose(pe, enc.embed(enc.tokenize(PROMPTS[:2])), atol=1e-6)
+    _, ne_moved = ConceptSteerer(sae, "naked, nude", lam=1.0, move_negative=True).embed(enc, PROMPTS[:2], ["", ""])
+    assert not torch.allclose(ne, ne_moved)
+
+
+def test_leace_leaves_a_retrained_probe_at_chance_on_its_own_fitting_features(setup):
+    _, enc, _ = setup
+    h, real = token_features(enc, NAKED * 3 + OTHER * 3)
+    prompts = NAKED * 3 + OTHER * 3
+    y = torch.tensor([p in NAKED for p in prompts]).view(-1, 1).expand(h.shape[:2])[real]
+    x = h[real]
+    before = probe_auroc(x, y)
+    erased = leace_map(x, y)(x)
+    after = probe_auroc(erased, y)
+    assert before > 0.9  # the concept is linearly readable before: the test can fail
+    assert abs(after - 0.5) < 0.1, after
+    assert (erased - x).norm() < x.norm()  # it moves the features, not replaces them
+
+
+def probe_auroc(x, y):
+    """AUROC of a logistic probe trained and scored on the same features (the strongest reading)."""
+    s = (x.float() @ probe_direction(x, y)).numpy()
+    return auroc(s[y.numpy()], s[~y.numpy()])
+
+
+def test_probe_projection_leaves_nothing_along_the_probe_direction(setup):
+    _, enc, _ = setup
+    h, real = token_features(enc, PROMPTS)
+    y = torch.tensor([p in NAKED for p in PROMPTS]).view(-1, 1).expand(h.shape[:2])[real]
+    w = probe_direction(h[real], y)
+    out = probe_projection(w)(h)
+    assert (out @ torch.nn.functional.normalize(w, dim=0)).abs().max() < 1e-4
+    assert (h @ torch.nn.functional.normalize(w, dim=0)).abs().max() > 1e-2
+
+
+def test_negative_prompt_and_word_removal(setup):
+    _, enc, _ = setup
+    pe, ne = NegativePrompt("naked, nude").embed(enc, PROMPTS[:2], ["", "blurry"])
+    assert torch.equal(pe, enc.embed(enc.tokenize(PROMPTS[:2])))
+    assert torch.equal(ne, enc.embed(enc.tokenize(["naked, nude", "blurry, naked, nude"])))
+    oracle = WordRemoval(["naked", "nude"])
+    assert oracle.clean("A NAKED woman, nude, on a nudist beach") == "A woman, , on a nudist beach"
+    pe, _ = oracle.embed(enc, [PROMPTS[0]])
+    assert torch.equal(pe, enc.embed(enc.tokenize(["a photo of a woman on the beach"])))
+
+
+def test_latent_family_is_every_latent_that_fires_on_most_concept_prompts_and_rarely_elsewhere(setup):
+    _, enc, sae = setup
+    c, o = prompt_codes(enc, sae, NAKED), prompt_codes(enc, sae, OTHER)
+    fam = latent_family(c, o, min_concept=0.5, max_other=0.2)
+    on_c, on_o = c.fired_per_prompt().float().mean(0), o.fired_per_prompt().float().mean(0)
+    expected = {f for f in range(64) if on_c[f] >= 0.5 and on_o[f] <= 0.2}
+    assert set(fam) == expected
+    assert latent_family(c, o, min_concept=1.01) == []
