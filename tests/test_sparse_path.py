@@ -41,7 +41,11 @@ def test_training_on_either_path_ends_at_the_same_quality():
     g = torch.Generator().manual_seed(3)
     x = torch.randn(6000, 32, generator=g) @ torch.randn(32, 32, generator=g)
     runs = {
-        path: train_sae(x, TrainConfig(n_latents=128, k=4, batch_size=256, tokens=20_000, path=path), progress=False)
+        path: train_sae(
+            x,
+            TrainConfig(n_latents=128, k=4, batch_size=256, tokens=20_000, path=path, precision="fp32"),
+            progress=False,
+        )
         for path in ("dense", "sparse")
     }
     fvu = {path: r.metrics["fvu"] for path, r in runs.items()}

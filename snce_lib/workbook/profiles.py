@@ -47,6 +47,10 @@ class Profile:
     toy_prompts: int
     """Prompts per set in notebook 04's toy-world table (runs on the CPU)."""
     notes: str = ""
+    precision: str = "auto"
+    """SAE training precision (`TrainConfig.precision`). The offline profile pins fp32: bf16 on a
+    CPU with AMX trains as well but picks other latents near ties, and the offline numbers should
+    not depend on which CPU ran them."""
 
     @property
     def run_dir(self) -> Path:
@@ -82,6 +86,7 @@ PROFILES = {
         12,
         notes="MiniLM-L6 (packaged), the project's 6,000-prompt corpus, an SAE of 1,536 latents on 1.5M tokens; "
         "the toy world for images. Minutes on 2 CPU cores.",
+        precision="fp32",
     ),
     "colab": Profile(
         "colab",

@@ -56,7 +56,8 @@ def ensure_sae(p: Profile, encoder=None, progress: bool = True, on_log=None, bui
         raise _missing("the SAE", folder, "01_train_sae")
     store = ensure_store(p, encoder, progress)
     data, buffer = store.training_source()  # streamed through a shuffle buffer when it outgrows memory
-    cfg = TrainConfig(tokens=p.tokens, dead_after_tokens=p.dead_after_tokens, k=p.k, shuffle_buffer=buffer)
+    cfg = TrainConfig(tokens=p.tokens, dead_after_tokens=p.dead_after_tokens, k=p.k, shuffle_buffer=buffer,
+                      precision=p.precision)  # fmt: skip
     res = train_sae(
         data,
         cfg,
