@@ -142,3 +142,40 @@ def test_latent_family_is_every_latent_that_fires_on_most_concept_prompts_and_ra
     expected = {f for f in range(64) if on_c[f] >= 0.5 and on_o[f] <= 0.2}
     assert set(fam) == expected
     assert latent_family(c, o, min_concept=1.01) == []
+
+
+def test_the_comparison_runs_every_method_on_the_same_prompts_and_seeds(monkeypatch):
+    """The toy world's comparison at a size that checks the plumbing only (5 prompts, 2 steps, a
+    small SAE): every method gets a row with the table's keys, every row saw the same prompts and
+    seeds, and the oracle really removes the target word."""
+    from snce_lib.evaluation.comparison import KEYS, method_rows, world_methods
+    from snce_lib.models.toy.detector import ToyDetector
+    from snce_lib.models.toy.model import load_toy_pipeline
+    from snce_lib.models.toy.world import dataset
+
+    pipe, det = load_toy_pipeline(), ToyDetector.load()
+    enc = pipe.encoder
+    _, caps = dataset(200, 5)
+    h = enc.run_to_block(enc.tokenize(list(caps)), "encoder.layer.4")[:, 1:].reshape(-1, enc.width)
+    sae = train_sae(h, TrainConfig(n_latents=512, k=8, batch_size=512, tokens=30 * 512, dead_after_tokens=20_000),
+                    layer="encoder.layer.4", layer_index=4, progress=False).sae.requires_grad_(False)  # fmt: skip
+    one = {"snce": (1.0,), "topk": (1.0,), "family": (1.0,), "steer": (1.0,)}
+    entries = world_methods(enc, sae, "red", one)
+    names = {e.method for e in entries}
+    assert {"snce top-1 strict, mode A", "snce top-1 strict, mode B", "concept steerers", "leace",
+            "probe projection", "negative prompt", "word removal (oracle)"} <= names  # fmt: skip
+    seen = []
+    real = pipe.generate
+
+    def spy(prompts, seeds, *a, **k):
+        seen.append((tuple(prompts), tuple(seeds)))
+        return real(prompts, seeds, *a, **k)
+
+    monkeypatch.setattr(pipe, "generate", spy)
+    rows = method_rows(pipe, det, entries, "red", "minilm", n=5, steps=2, progress=False)
+    assert len(rows) == len(entries) + 1 and rows[0]["method"] == "none" and rows[0]["frechet"] == 0.0
+    assert all(set(KEYS) <= set(r) and r["n_prompts"] == 5 for r in rows)
+    assert len(set(seen)) == 3  # target, other and attack prompts: the same three calls for every method
+    oracle = next(e.obj for e in entries if e.method == "word removal (oracle)")
+    assert any("red" in p.split() for p in seen[0][0])  # the target prompts say "red" ...
+    assert all("red" not in t.split() for t in oracle.texts(list(seen[0][0])))  # ... the oracle's do not

@@ -23,7 +23,6 @@ encoder (MiniLM) BOS carries the sentence, so including it would measure the BOS
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -61,22 +60,28 @@ class Leakage:
 
 
 @torch.no_grad()
-def pooled_output(
-    encoder: TextEncoder, prompts: Sequence[str], eraser: Eraser | None = None, batch_size: int = 64
-) -> np.ndarray:
-    """Mean over the real tokens after BOS of the encoder's final output, edited by the eraser
-    if one is given. [prompts, width] float32"""
+def pooled_output(encoder: TextEncoder, prompts: Sequence[str], eraser=None, batch_size: int = 64) -> np.ndarray:
+    """Mean over the real tokens after BOS of the encoder's final output, edited by `eraser` (an
+    `Eraser`, or any method of `concepts.methods`: its `embed`) if one is given. A method that
+    rewrites the text (word removal) is pooled over its own tokens (`texts`). [prompts, width] float32"""
     prompts = list(prompts)
     if not prompts:
         raise LeakageError("the prompt list is empty")
     out = []
-    with eraser.hooked(encoder) if eraser is not None else nullcontext():
-        for s in range(0, len(prompts), batch_size):
-            toks = encoder.tokenize(prompts[s : s + batch_size])
+    texts = getattr(eraser, "texts", None)
+    for s in range(0, len(prompts), batch_size):
+        batch = prompts[s : s + batch_size]
+        toks = encoder.tokenize(texts(batch) if texts else batch)
+        if eraser is None:
             h = encoder.embed(toks)
-            m = toks.attention_mask.to(h.device).unsqueeze(-1).float()
-            m[:, 0] = 0.0
-            out.append(((h.float() * m).sum(1) / m.sum(1).clamp_min(1.0)).cpu().numpy())
+        elif isinstance(eraser, Eraser):
+            with eraser.hooked(encoder):
+                h = encoder.embed(toks)
+        else:
+            h = eraser.embed(encoder, batch)[0]
+        m = toks.attention_mask.to(h.device).unsqueeze(-1).float()
+        m[:, 0] = 0.0
+        out.append(((h.float() * m).sum(1) / m.sum(1).clamp_min(1.0)).cpu().numpy())
     return np.concatenate(out)
 
 

@@ -180,7 +180,10 @@ class WordRemoval:
         pattern = r"\b(" + "|".join(re.escape(w) for w in sorted(self.words, key=len, reverse=True)) + r")\b"
         return re.sub(r"\s+", " ", re.sub(pattern, "", prompt, flags=re.IGNORECASE)).strip()
 
+    def texts(self, prompts: Sequence[str]) -> list[str]:
+        return [self.clean(p) for p in prompts]
+
     @torch.no_grad()
     def embed(self, encoder: TextEncoder, prompts: Sequence[str], negative_prompts: Sequence[str] | None = None):
-        pe = encoder.embed(encoder.tokenize([self.clean(p) for p in prompts]))
+        pe = encoder.embed(encoder.tokenize(self.texts(prompts)))
         return pe, _negatives(encoder, prompts, negative_prompts)

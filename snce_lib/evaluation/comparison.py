@@ -1,0 +1,136 @@
+"""Every erasure method side by side in the toy world, on the same prompts and seeds.
+
+`world_methods` builds the methods of `concepts.methods` for one target (a colour or a shape) from
+the world's SAE and its concept pairs; `method_rows` generates the target, other and attack prompts
+with each and measures them with the world's exact detector (target rate, attack rate, colour and
+shape accuracy on other prompts, Fréchet distance of those images to the unedited ones), a linear
+probe on the pooled final features (fixed and retrained, `concepts.leakage`), and the edit's share
+of generation time. Rows carry the keys of `runs/bench/methods/table.json`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from snce_lib.concepts.codes import prompt_codes
+from snce_lib.concepts.erase import Eraser
+from snce_lib.concepts.leakage import pooled_output, probe_leakage
+from snce_lib.concepts.methods import (
+    BlockMap,
+    ConceptSteerer,
+    NegativePrompt,
+    WordRemoval,
+    latent_family,
+    leace_map,
+    probe_direction,
+    probe_projection,
+)
+from snce_lib.concepts.pairs import SelectionError
+from snce_lib.concepts.selection import select_neurons
+from snce_lib.evaluation.metrics import frechet_distance
+from snce_lib.evaluation.toy import prompt_suite, target_kind, toy_concept
+
+KEYS = ("world", "target", "method", "lam", "top_k", "target_rate", "attack_rate", "other_colour_acc",
+        "other_shape_acc", "frechet", "probe_auroc_fixed", "probe_auroc_retrained", "n_prompts")  # fmt: skip
+
+
+@dataclass
+class Entry:
+    method: str
+    lam: float | None
+    top_k: int | None
+    obj: object | None
+
+
+def _select(enc, sae, pairs, top_k: int, share: float) -> list[int]:
+    """SNCE's neurons at a tolerance; where the strict filter leaves too few, the 1% one."""
+    for s in (share, 0.01, 0.05) if share == 0 else (share,):
+        try:
+            return list(select_neurons(enc, sae, pairs, top_k=top_k, max_deconcept_share=s)[0].neurons)
+        except SelectionError:
+            continue
+    raise SelectionError(f"no {top_k} neurons survive the filter for {pairs.name}")
+
+
+def _token_features(enc, sae, prompts: Sequence[str]) -> torch.Tensor:
+    toks = enc.tokenize(list(prompts))
+    h = enc.run_to_block(toks, sae.cfg.layer or None)[:, 1:]
+    return h[toks.attention_mask[:, 1:].bool()].float()
+
+
+def world_methods(enc, sae, target: str, lams: dict[str, Sequence[float]] | None = None) -> list[Entry]:
+    """The comparison's methods for `target`, each at its lambdas. LEACE and the probe are fitted on
+    the block's token features (every position after BOS but padding) of the concept pairs: concept
+    prompts 1, deconcept prompts 0. Word removal deletes the training words of the target, not the
+    held-out attack words (it cannot know them)."""
+    lams = {"snce": (1.0, 4.0), "topk": (1.0, 2.0), "family": (1.0, 2.0), "steer": (1.0, 2.0), **(lams or {})}
+    pairs = toy_concept(target)
+    tup = ", ".join(pairs.tuple_words)
+    out: list[Entry] = []
+    strict, tol = _select(enc, sae, pairs, 1, 0.0), _select(enc, sae, pairs, 1, 0.01)
+    for lam in lams["snce"]:
+        for mode in ("A", "B"):
+            out.append(Entry(f"snce top-1 strict, mode {mode}", lam, 1, Eraser(sae, strict, lam, mode, tup)))
+        out.append(Entry("snce top-1 tol 1%, mode B", lam, 1, Eraser(sae, tol, lam, "B")))
+    for k in (10, 20):
+        neurons = _select(enc, sae, pairs, k, 0.01)
+        out += [Entry(f"snce top-{k} tol 1%, mode B", lam, k, Eraser(sae, neurons, lam, "B")) for lam in lams["topk"]]
+    fam = latent_family(prompt_codes(enc, sae, pairs.concept_prompts), prompt_codes(enc, sae, pairs.deconcept_prompts))
+    if fam:
+        out += [Entry("latent family, mode B", lam, len(fam), Eraser(sae, fam, lam, "B")) for lam in lams["family"]]
+    out += [Entry("concept steerers", lam, None, ConceptSteerer(sae, tup, lam)) for lam in lams["steer"]]
+    itd = select_neurons(enc, sae, pairs, top_k=1, method="itd")[1]["ranking"].top(16)
+    if itd:
+        out.append(Entry("interpret-then-deactivate", 1.0, len(itd), Eraser(sae, [int(i) for i in itd], 1.0, "B")))
+    x_c, x_o = _token_features(enc, sae, pairs.concept_prompts), _token_features(enc, sae, pairs.deconcept_prompts)
+    x, y = torch.cat([x_c, x_o]), torch.cat([torch.ones(len(x_c)), torch.zeros(len(x_o))]).long()
+    out.append(Entry("leace", None, None, BlockMap("leace", leace_map(x, y), sae.cfg.layer or None)))
+    out.append(Entry("probe projection", None, None, BlockMap("probe", probe_projection(probe_direction(x, y)),
+                                                                sae.cfg.layer or None)))  # fmt: skip
+    out.append(Entry("negative prompt", None, None, NegativePrompt(tup)))
+    out.append(Entry("word removal (oracle)", None, None, WordRemoval(pairs.tuple_words)))
+    return out
+
+
+def method_rows(pipe, detector, entries: Sequence[Entry], target: str, world: str, n: int = 24, steps: int = 25,
+                guidance: float = 3.0, seed: int = 7, progress: bool = True) -> list[dict]:  # fmt: skip
+    """Each entry (and the unedited model, method "none") on the same `n` target, other and attack
+    prompts with the same seeds."""
+    from tqdm.auto import tqdm
+
+    suite = prompt_suite(target, n, seed)
+    seeds = [seed * 1000 + i for i in range(n)]
+    read = detector.colours if target_kind(target) == "colour" else detector.shapes
+    enc = pipe.encoder
+    parts = {p: [t for t, _ in getattr(suite, p)] for p in ("target", "other", "attack")}
+    other_specs = [s for _, s in suite.other]
+    before = [pooled_output(enc, parts["target"]), pooled_output(enc, parts["other"])]
+
+    def run(obj):
+        t0 = time.perf_counter()
+        imgs = {p: pipe.generate(parts[p], seeds, steps, guidance, method=obj) for p in parts}
+        return imgs, time.perf_counter() - t0
+
+    base, base_s = run(None)
+    base_feats = detector.features(base["other"])
+    rows = []
+    for e in tqdm([Entry("none", None, None, None), *entries], desc=f"{world}/{target}", disable=not progress):
+        imgs, secs = (base, base_s) if e.obj is None else run(e.obj)
+        after = before if e.obj is None else [pooled_output(enc, parts[p], e.obj) for p in ("target", "other")]
+        leak = probe_leakage(before[0], before[1], after[0], after[1])
+        rows.append({
+            "world": world, "target": target, "method": e.method, "lam": e.lam, "top_k": e.top_k,
+            "target_rate": float(np.mean([v == target for v in read(imgs["target"])])),
+            "attack_rate": float(np.mean([v == target for v in read(imgs["attack"])])),
+            "other_colour_acc": float(np.mean([c == s.colour for c, s in zip(detector.colours(imgs["other"]), other_specs)])),
+            "other_shape_acc": float(np.mean([c == s.shape for c, s in zip(detector.shapes(imgs["other"]), other_specs)])),
+            "frechet": 0.0 if e.obj is None else frechet_distance(base_feats, detector.features(imgs["other"])),
+            "probe_auroc_fixed": leak.auroc_fixed_probe, "probe_auroc_retrained": leak.auroc_retrained,
+            "n_prompts": n, "edit_time_share": 0.0 if e.obj is None else max(0.0, (secs - base_s) / secs),
+        })  # fmt: skip
+    return rows
