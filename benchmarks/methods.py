@@ -38,6 +38,7 @@ def main() -> int:
     ap.add_argument("--out", default="runs/bench/methods/table.json")
     a = ap.parse_args()
     torch.set_num_threads(2)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)  # before any work: the table has somewhere to go
     n = 48 if a.full else a.n
     lams = ({"snce": (0.5, 1.0, 2.0, 4.0, 8.0), "topk": (0.5, 1.0, 2.0, 4.0), "family": (0.5, 1.0, 2.0, 4.0),
              "steer": (0.5, 1.0, 2.0, 4.0)} if a.full else None)  # fmt: skip
