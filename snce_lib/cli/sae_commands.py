@@ -108,10 +108,7 @@ def cmd_train(a) -> int:
     # every TrainConfig field has its flag (--latents for n_latents), so the config is read off the arguments
     names = {f: ("latents" if f == "n_latents" else f) for f in TrainConfig.__dataclass_fields__}
     cfg = TrainConfig(**{f: getattr(a, arg) for f, arg in names.items() if hasattr(a, arg)})
-    if cfg.shuffle_buffer is None:
-        data, cfg.shuffle_buffer = store.training_source()
-    else:
-        data = store.rows()
+    data, cfg.shuffle_buffer = store.training_source(cfg.shuffle_buffer)
     res = train_sae(
         data,
         cfg,

@@ -61,8 +61,8 @@ class Leakage:
 
 @torch.no_grad()
 def pooled_output(encoder: TextEncoder, prompts: Sequence[str], eraser=None, batch_size: int = 64) -> np.ndarray:
-    """Mean over the real tokens after BOS of the encoder's final output, edited by `eraser` (an
-    `Eraser`, or any method of `concepts.methods`: its `embed`) if one is given. A method that
+    """Mean over the real tokens after BOS of the encoder's final output, edited by `eraser` (the
+    `Eraser` or any method of `concepts.methods`, through their common `embed`) if one is given. A method that
     rewrites the text (word removal) is pooled over its own tokens (`texts`). [prompts, width] float32"""
     prompts = list(prompts)
     if not prompts:
@@ -72,13 +72,7 @@ def pooled_output(encoder: TextEncoder, prompts: Sequence[str], eraser=None, bat
     for s in range(0, len(prompts), batch_size):
         batch = prompts[s : s + batch_size]
         toks = encoder.tokenize(texts(batch) if texts else batch)
-        if eraser is None:
-            h = encoder.embed(toks)
-        elif isinstance(eraser, Eraser):
-            with eraser.hooked(encoder):
-                h = encoder.embed(toks)
-        else:
-            h = eraser.embed(encoder, batch)[0]
+        h = encoder.embed(toks) if eraser is None else eraser.embed(encoder, batch)[0]
         m = toks.attention_mask.to(h.device).unsqueeze(-1).float()
         m[:, 0] = 0.0
         out.append(((h.float() * m).sum(1) / m.sum(1).clamp_min(1.0)).cpu().numpy())

@@ -137,8 +137,9 @@ class ConceptSteerer:
 
     def vector(self, encoder: TextEncoder) -> torch.Tensor:
         if self._vector is None:
-            h = encoder.run_to_block(encoder.tokenize([self.concept_prompt]), self.sae.cfg.layer or None)[0]
-            real = encoder.tokenize([self.concept_prompt]).attention_mask[0].bool()
+            toks = encoder.tokenize([self.concept_prompt])
+            h = encoder.run_to_block(toks, self.sae.cfg.layer or None)[0]
+            real = toks.attention_mask[0].bool()
             z = self.sae.encode_dense(h[1:][real[1:]].float())  # the prompt's own tokens and EOS
             self._vector = z.mean(0) @ self.sae.W_dec.detach()
         return self._vector

@@ -83,6 +83,23 @@ class Selection:
             raise SelectionError(f"neurons {bad} are outside this SAE's {sae.cfg.n_latents} latents")
 
 
+#: Deconcept-firing tolerances tried in turn when the strict filter leaves no neuron.
+FALLBACK_SHARES = (0.0, 0.01, 0.05, 0.25)
+
+
+def select_with_fallback(encoder, sae: TopKSAE, concept: ConceptPairs, top_k: int = 1,
+                         shares: Sequence[float] = FALLBACK_SHARES, **kw) -> tuple[Selection, dict]:  # fmt: skip
+    """`select_neurons` at the first tolerance in `shares` that leaves `top_k` neurons: SNCE's strict
+    filter (s^d = 0) first, then the smallest tolerance that works (a small or undertrained SAE).
+    The selection's options record which (`max_deconcept_share`)."""
+    for share in shares:
+        try:
+            return select_neurons(encoder, sae, concept, top_k=top_k, max_deconcept_share=share, **kw)
+        except SelectionError as exc:
+            last = exc
+    raise last
+
+
 def select_neurons(
     encoder, sae: TopKSAE, concept: ConceptPairs, top_k: int = 1, method: str = "modulated_frequency",
     background: Sequence[str] | None = None, **options,

@@ -30,8 +30,7 @@ from snce_lib.concepts.methods import (
     probe_direction,
     probe_projection,
 )
-from snce_lib.concepts.pairs import SelectionError
-from snce_lib.concepts.selection import select_neurons
+from snce_lib.concepts.selection import select_neurons, select_with_fallback
 from snce_lib.evaluation.metrics import frechet_distance
 from snce_lib.evaluation.toy import prompt_suite, target_kind, toy_concept
 
@@ -48,13 +47,9 @@ class Entry:
 
 
 def _select(enc, sae, pairs, top_k: int, share: float) -> list[int]:
-    """SNCE's neurons at a tolerance; where the strict filter leaves too few, the 1% one."""
-    for s in (share, 0.01, 0.05) if share == 0 else (share,):
-        try:
-            return list(select_neurons(enc, sae, pairs, top_k=top_k, max_deconcept_share=s)[0].neurons)
-        except SelectionError:
-            continue
-    raise SelectionError(f"no {top_k} neurons survive the filter for {pairs.name}")
+    """SNCE's neurons at a tolerance; from the strict filter, the 1% and 5% ones where it leaves too few."""
+    shares = (0.0, 0.01, 0.05) if share == 0 else (share,)
+    return list(select_with_fallback(enc, sae, pairs, top_k, shares)[0].neurons)
 
 
 def _token_features(enc, sae, prompts: Sequence[str]) -> torch.Tensor:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from snce_lib.sae.config import TrainError
+from snce_lib.sae.store import StoreRows
 
 
 def held_out_split(n: int, seed: int, eval_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -39,8 +40,6 @@ def batch_indices(train_idx: np.ndarray, step: int, batch: int, seed: int) -> np
 def as_rows(data) -> torch.Tensor:
     """Activations as a [rows, width] tensor (numpy arrays and memory maps are wrapped, not copied);
     a store's `StoreRows` is returned as it is (it reads rows on demand)."""
-    from snce_lib.sae.store import StoreRows
-
     if isinstance(data, StoreRows):
         return data
     t = torch.as_tensor(np.asarray(data)) if not torch.is_tensor(data) else data
@@ -52,8 +51,6 @@ def as_rows(data) -> torch.Tensor:
 def check_finite(data: torch.Tensor, chunk: int = 1 << 16) -> None:
     """Refuse NaN or inf rows before training rather than train on them. (A store's rows were
     checked as they were collected: `StoreRows` is not read twice.)"""
-    from snce_lib.sae.store import StoreRows
-
     if isinstance(data, StoreRows):
         return
     for s in range(0, len(data), chunk):

@@ -95,7 +95,7 @@ def _rows_times(rows: torch.Tensor, weights: torch.Tensor, per_token: int, n_row
         return s @ x.float()
 
 
-_POOL: ThreadPoolExecutor | None = None
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (threads, pool), rebuilt if torch's thread count changes
 
 
 def topk_rows(lin: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,10 +118,10 @@ def topk_rows(lin: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         return np.argpartition(a[s], cut, axis=1)[:, cut:]
 
     if n_threads > 1 and len(a) >= 2 * n_threads:
-        if _POOL is None or _POOL._max_workers != n_threads:
-            _POOL = ThreadPoolExecutor(n_threads, thread_name_prefix="snce-topk")
+        if _POOL is None or _POOL[0] != n_threads:
+            _POOL = (n_threads, ThreadPoolExecutor(n_threads, thread_name_prefix="snce-topk"))
         step = -(-len(a) // n_threads)
-        idx = np.concatenate(list(_POOL.map(block, [slice(i, i + step) for i in range(0, len(a), step)])))
+        idx = np.concatenate(list(_POOL[1].map(block, [slice(i, i + step) for i in range(0, len(a), step)])))
     else:
         idx = block(slice(None))
     idx = torch.from_numpy(idx)

@@ -141,10 +141,14 @@ class ActivationStore:
         """All rows as one indexable source read from the memory-mapped shards on demand."""
         return StoreRows(self.shard_arrays(), self.width)
 
-    def training_source(self, max_bytes: int | None = None) -> tuple[np.ndarray | StoreRows, int | None]:
-        """(rows, shuffle buffer) for training: the rows loaded whole with no buffer (a full shuffle)
-        when they take at most `max_bytes` (default: a quarter of this machine's memory), else the
-        memory-mapped rows and a buffer of that many bytes' rows (`TrainConfig.shuffle_buffer`)."""
+    def training_source(self, shuffle_buffer: int | None = None,
+                        max_bytes: int | None = None) -> tuple[np.ndarray | StoreRows, int | None]:  # fmt: skip
+        """(rows, shuffle buffer) for training. A given `shuffle_buffer` streams the memory-mapped rows
+        through it. Otherwise: the rows loaded whole with no buffer (a full shuffle) when they take at
+        most `max_bytes` (default: a quarter of this machine's memory), else the memory-mapped rows
+        and a buffer of that many bytes' rows (`TrainConfig.shuffle_buffer`)."""
+        if shuffle_buffer is not None:
+            return self.rows(), shuffle_buffer
         budget = max_bytes if max_bytes is not None else physical_memory() // 4
         row_bytes = 2 * self.width  # float16
         if self.info.rows * row_bytes <= budget:

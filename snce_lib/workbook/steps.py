@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from snce_lib.concepts.selection import FALLBACK_SHARES  # noqa: F401 (the workbook's name for it)
 from snce_lib.io import atomic_write_json
 from snce_lib.resources import data_path
 from snce_lib.workbook.profiles import Profile, _missing, build_missing
@@ -72,24 +73,14 @@ def ensure_sae(p: Profile, encoder=None, progress: bool = True, on_log=None, bui
     return res.sae.requires_grad_(False)
 
 
-#: Deconcept-firing tolerances tried in turn when the strict filter leaves no neuron.
-FALLBACK_SHARES = (0.0, 0.01, 0.05, 0.25)
-
-
 def select_with_fallback(encoder, sae, concept: str = "nudity", top_k: int = 1, **kw):
-    """SNCE's strict filter (s^d = 0); where it leaves no neuron (a small or undertrained SAE), the
-    smallest tolerance in FALLBACK_SHARES that leaves one. The selection's options record which
-    (`max_deconcept_share`), and the notebooks print it in bold. Returns (selection, details)."""
-    from snce_lib.concepts.pairs import SelectionError, load_concept
-    from snce_lib.concepts.selection import select_neurons
+    """`concepts.selection.select_with_fallback` for a named concept: the strict filter, else the
+    smallest tolerance in FALLBACK_SHARES that leaves a neuron (the notebooks print which in bold).
+    Returns (selection, details)."""
+    from snce_lib.concepts.pairs import load_concept
+    from snce_lib.concepts.selection import select_with_fallback as select
 
-    pairs = load_concept(concept)
-    for share in FALLBACK_SHARES:
-        try:
-            return select_neurons(encoder, sae, pairs, top_k=top_k, max_deconcept_share=share, **kw)
-        except SelectionError as exc:
-            last = exc
-    raise last
+    return select(encoder, sae, load_concept(concept), top_k=top_k, **kw)
 
 
 def ensure_selection(

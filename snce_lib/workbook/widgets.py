@@ -101,7 +101,7 @@ def prompt_lens(encoder, sae, labels=None, atlas: Atlas | None = None, prompt: s
 
     def open_card(change) -> None:
         if atlas is not None and change["new"] is not None:
-            card.value = feature_view(atlas, change["new"])["html"]
+            card.value = feature_card(atlas, change["new"])["html"]  # the card only: no histogram to draw
 
     text.observe(update, names="value")
     lit.observe(open_card, names="value")
