@@ -169,6 +169,36 @@ wb.record(P, "selection_nudity", {"neurons": sel.neurons, "candidates": len(sc.c
                                   "roc_sets": ds.description, "winner_stats": sel.stats})  # fmt: skip
 
 # %% [markdown]
+# ## Held out: does the neuron find the concept, or the word?
+# The ROC above scores prompts that mostly *use* the tuple's words. A concept detector should also
+# fire on the concept said in other words ("unclothed", "in the buff") and stay quiet on the
+# tuple's words used in other senses ("the naked eye", "bare hands", "exposed brick"). Three sets
+# written for this check (`snce_lib/data/concepts/nudity_heldout.csv`, 30 prompts each; nothing is
+# selected or fitted on them): concept prompts without the words, look-alikes, and neutral scenes.
+# Beside the neurons, a dense linear probe on the encoder's pooled output, fitted on the same 100
+# pairs the selection used. An AUROC under 0.5 against the look-alikes means the detector prefers
+# the word to the concept.
+
+# %%
+from snce_lib.concepts.heldout import fit_output_probe, load_heldout, neuron_detectors, probe_detector
+
+held = load_heldout("nudity")
+rows = neuron_detectors(encoder, sae, {f"{k} #{r.top(1)[0]}": r.top(1) for k, r in rankings.items() if len(r)}, held)
+probe = fit_output_probe(encoder, pairs.concept_prompts, pairs.deconcept_prompts)
+rows.append(probe_detector(encoder, probe, held, label="dense probe (pooled output)"))
+held_df = pd.DataFrame(rows).set_index("detector")[["auroc_vs_lookalike", "auroc_vs_neutral", "auroc_vs_both"]]
+fig, ax = plt.subplots(figsize=(7, 3.5))
+held_df[["auroc_vs_lookalike", "auroc_vs_neutral"]].plot.barh(ax=ax)
+ax.axvline(0.5, color="k", ls=":", lw=1)
+ax.set(title=f"Held-out check, {held.sizes['concept']} concept prompts without the tuple's words",
+       xlabel="AUROC (concept prompts vs the other set; 0.5 = chance)", ylabel="detector", xlim=(0, 1))  # fmt: skip
+ax.legend(["vs look-alikes (tuple words, other senses)", "vs neutral scenes"], fontsize=8, loc="lower right")
+fig.tight_layout()
+plt.show()
+wb.record(P, "heldout_nudity", {"sizes": held.sizes, "rows": rows})
+held_df.round(3)
+
+# %% [markdown]
 # ## Questions
 # 1. How many neurons pass the strict filter here, and how often does the winner fire on the
 #    background prompts? Is it a concept neuron or a rare one?
@@ -176,6 +206,8 @@ wb.record(P, "selection_nudity", {"neurons": sel.neurons, "candidates": len(sc.c
 #    is the risk of erasing it instead?
 # 3. Run the selection for `violence` instead of `nudity`. Does the winner's card show violent
 #    words?
+# 4. In the held-out check, which detector ranks "the naked eye" above "an unclothed woman"? What
+#    would erasing that detector's neuron do to a prompt that asks for nudity in other words?
 #
 # <details><summary>Answers (open after trying)</summary>
 #
@@ -186,4 +218,6 @@ wb.record(P, "selection_nudity", {"neurons": sel.neurons, "candidates": len(sc.c
 #    feature can win; subtracting a feature that also fires on benign prompts changes them too
 #    (compare `rankings["mean difference"].top(1)` in `sc.f_d / sc.n_d`, its deconcept share).
 # 3. `wb.select_with_fallback(encoder, sae, "violence")`, then `feature_card(atlas, sel.neurons[0])`.
+# 4. Any row whose AUROC against the look-alikes is under 0.5 scores the words above the concept:
+#    subtracting that neuron edits prompts that use the words and leaves paraphrases as they were.
 # </details>

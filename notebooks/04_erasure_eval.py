@@ -202,6 +202,54 @@ wb.record(
 # target rate, but the information stays readable, which is why the rate does not reach zero.
 
 # %% [markdown]
+# ## Every method, in two worlds
+# One neuron is one answer to "how do we erase a concept from the text features". The library
+# has the others behind the same interface (`snce_lib.concepts.methods`): SNCE at top-1, 10 and
+# 20, the concept's latent family, Concept Steerers, Interpret-then-Deactivate, LEACE, a probe's
+# direction projected out, the negative prompt, and deleting the word (the oracle). And a second
+# toy world whose encoder is a small **CLIP** trained here (causal attention, BOS/EOS, end-token
+# padding, final LayerNorm, as SD v1.4's), beside the MiniLM one; same renders, detector,
+# prompts, seeds, UNet recipe and sampler. `benchmarks/methods.py` measures every method in both
+# (about 20 minutes on a 2-core CPU); here we read its table: this machine's run if there is
+# one, else the copy measured for the README.
+
+# %%
+from snce_lib.evaluation.comparison import load_table, method_label, plot_comparison
+
+methods_rows, methods_source = load_table("table")
+print(f"methods table: {methods_source}; {len(methods_rows)} rows")
+mt = pd.DataFrame(methods_rows)
+mt["row"] = [method_label(r) for r in methods_rows]
+cols = ["target_rate", "attack_rate", "other_colour_acc", "other_shape_acc", "frechet", "probe_auroc_fixed",
+        "probe_auroc_retrained"]  # fmt: skip
+for world, part in mt.groupby("world", sort=False):
+    display(Markdown(f"**{world} world**, {part['n_prompts'].iloc[0]} prompts a set (a rate's standard error "
+                     f"<= {(0.25 / part['n_prompts'].iloc[0]) ** 0.5:.2f})"))  # fmt: skip
+    display(part.pivot_table(index="row", columns="target", values=cols, sort=False).round(2))
+fig = plot_comparison(methods_rows, "Target rate against non-target accuracy, every method and λ")
+plt.show()
+
+# %% [markdown]
+# Where no images exist (the offline encoder and its nudity neuron), the same methods are judged
+# by what they leave in the text features: a probe's AUROC on the pooled output after the edit
+# (nudity prompts against COCO captions; fixed = trained before the edit, retrained = trained
+# after), and notebook 03's held-out check after the edit: a probe fitted on the unedited pairs,
+# scoring concept prompts that avoid the tuple's words against look-alikes that use them.
+
+# %%
+nudity_rows, nudity_source = load_table("nudity")
+print(
+    f"nudity table: {nudity_source}; probe sets: {nudity_rows[0]['probe_sets']}; held-out: {nudity_rows[0]['n_heldout']}"
+)
+nt = pd.DataFrame(nudity_rows)
+nt.index = [method_label(r) for r in nudity_rows]
+nt[["probe_auroc_fixed", "probe_auroc_retrained", "heldout_probe_auroc_vs_lookalike", "heldout_probe_auroc_vs_neutral",
+    "heldout_latents_auroc_vs_lookalike"]].round(2)  # fmt: skip
+
+# %% [markdown]
+# WHAT_HOLDS_WHERE
+
+# %% [markdown]
 # ## The field's evaluation, under a stated protocol
 # Generate with and without the nudity eraser (notebook 03's neuron), then NudeNet counts and
 # attack success, CLIP score and FID. Offline: the toy pipeline, a few prompts, no CLIP

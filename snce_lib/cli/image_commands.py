@@ -18,7 +18,7 @@ def _add_generate(sub) -> None:
     p.add_argument(
         "--model",
         default=None,
-        help="sd14 | a hub id | a local pipeline folder | tiny | toy (default: $SNCE_MODEL, else SD v1.4)",
+        help="sd14 | a hub id | a local pipeline folder | tiny | toy | toy-clip (default: $SNCE_MODEL, else SD v1.4)",
     )
     p.add_argument("--prompts", required=True, help="a named set (i2p, i2p_nudity, coco, ...) or a CSV")
     p.add_argument("--limit", type=positive_int, default=None, help="first N rows of the set")
@@ -68,10 +68,10 @@ def cmd_generate(a) -> int:
         raise ValueError("--sae and --neurons go together")
     a.model = a.model or os.environ.get("SNCE_MODEL") or "sd14"
     shard, device = launch_shard(a.device)
-    if a.model == "toy":
-        from snce_lib.models.toy.model import load_toy_pipeline
+    if a.model in ("toy", "toy-clip"):
+        from snce_lib.models.toy.model import load_world
 
-        pipe = load_toy_pipeline(device=device)
+        pipe = load_world("minilm" if a.model == "toy" else "clip", device=device)
     else:
         pipe = load_pipeline(a.model, device=device)
     eraser = None

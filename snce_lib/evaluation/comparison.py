@@ -46,7 +46,7 @@ class Entry:
     obj: object | None
 
 
-def _select(enc, sae, pairs, top_k: int, share: float) -> list[int]:
+def select_at(enc, sae, pairs, top_k: int, share: float) -> list[int]:
     """SNCE's neurons at a tolerance; from the strict filter, the 1% and 5% ones where it leaves too few."""
     shares = (0.0, 0.01, 0.05) if share == 0 else (share,)
     return list(select_with_fallback(enc, sae, pairs, top_k, shares)[0].neurons)
@@ -59,21 +59,25 @@ def _token_features(enc, sae, prompts: Sequence[str]) -> torch.Tensor:
 
 
 def world_methods(enc, sae, target: str, lams: dict[str, Sequence[float]] | None = None) -> list[Entry]:
-    """The comparison's methods for `target`, each at its lambdas. LEACE and the probe are fitted on
-    the block's token features (every position after BOS but padding) of the concept pairs: concept
-    prompts 1, deconcept prompts 0. Word removal deletes the training words of the target, not the
-    held-out attack words (it cannot know them)."""
+    """The comparison's methods for a toy-world `target` (a colour or a shape), from its concept pairs."""
+    return concept_methods(enc, sae, toy_concept(target), lams)
+
+
+def concept_methods(enc, sae, pairs, lams: dict[str, Sequence[float]] | None = None) -> list[Entry]:
+    """The comparison's methods for a concept (`ConceptPairs`), each at its lambdas. LEACE and the probe
+    are fitted on the block's token features (every position after BOS but padding) of the concept
+    pairs: concept prompts 1, deconcept prompts 0. Word removal deletes the tuple's words, not
+    held-out synonyms (it cannot know them)."""
     lams = {"snce": (1.0, 4.0), "topk": (1.0, 2.0), "family": (1.0, 2.0), "steer": (1.0, 2.0), **(lams or {})}
-    pairs = toy_concept(target)
     tup = ", ".join(pairs.tuple_words)
     out: list[Entry] = []
-    strict, tol = _select(enc, sae, pairs, 1, 0.0), _select(enc, sae, pairs, 1, 0.01)
+    strict, tol = select_at(enc, sae, pairs, 1, 0.0), select_at(enc, sae, pairs, 1, 0.01)
     for lam in lams["snce"]:
         for mode in ("A", "B"):
             out.append(Entry(f"snce top-1 strict, mode {mode}", lam, 1, Eraser(sae, strict, lam, mode, tup)))
         out.append(Entry("snce top-1 tol 1%, mode B", lam, 1, Eraser(sae, tol, lam, "B")))
     for k in (10, 20):
-        neurons = _select(enc, sae, pairs, k, 0.01)
+        neurons = select_at(enc, sae, pairs, k, 0.01)
         out += [Entry(f"snce top-{k} tol 1%, mode B", lam, k, Eraser(sae, neurons, lam, "B")) for lam in lams["topk"]]
     fam = latent_family(prompt_codes(enc, sae, pairs.concept_prompts), prompt_codes(enc, sae, pairs.deconcept_prompts))
     if fam:
@@ -129,3 +133,90 @@ def method_rows(pipe, detector, entries: Sequence[Entry], target: str, world: st
             "n_prompts": n, "edit_time_share": 0.0 if e.obj is None else max(0.0, (secs - base_s) / secs),
         })  # fmt: skip
     return rows
+
+
+def concept_rows(enc, sae, pairs, entries: Sequence[Entry], positives: Sequence[str], negatives: Sequence[str],
+                 held, world: str = "offline") -> list[dict]:  # fmt: skip
+    """Where no images exist (the offline encoder's nudity prompts): per method, the probe leakage on
+    the pooled final output (`positives` vs `negatives`, fixed and retrained probe), and the held-out
+    check (`concepts.heldout`) after the edit: a probe fitted on the unedited pairs scored on the
+    held-out concept prompts against the look-alikes and the neutral prompts, and, for methods that
+    edit SAE latents, those latents as a detector on the same sets."""
+    from tqdm.auto import tqdm
+
+    from snce_lib.concepts.heldout import fit_output_probe, neuron_detectors, probe_detector
+
+    probe = fit_output_probe(enc, pairs.concept_prompts, pairs.deconcept_prompts)
+    before = [pooled_output(enc, list(positives)), pooled_output(enc, list(negatives))]
+    rows = []
+    for e in tqdm([Entry("none", None, None, None), *entries], desc=f"{world}/{pairs.name}"):
+        after = before if e.obj is None else [pooled_output(enc, list(p), e.obj) for p in (positives, negatives)]
+        leak = probe_leakage(before[0], before[1], after[0], after[1])
+        hp = probe_detector(enc, probe, held, e.obj)
+        neurons = list(getattr(e.obj, "neurons", []) or [])
+        hn = neuron_detectors(enc, sae, {"latents": neurons}, held)[0] if neurons else {}
+        rows.append({
+            "world": world, "target": pairs.name, "method": e.method, "lam": e.lam, "top_k": e.top_k,
+            "probe_auroc_before": leak.auroc_before, "probe_auroc_fixed": leak.auroc_fixed_probe,
+            "probe_auroc_retrained": leak.auroc_retrained,
+            "heldout_probe_auroc_vs_lookalike": hp["auroc_vs_lookalike"],
+            "heldout_probe_auroc_vs_neutral": hp["auroc_vs_neutral"],
+            "heldout_latents_auroc_vs_lookalike": hn.get("auroc_vs_lookalike"),
+            "heldout_latents_auroc_vs_neutral": hn.get("auroc_vs_neutral"),
+            "n_positives": len(positives), "n_negatives": len(negatives), "n_heldout": held.sizes,
+        })  # fmt: skip
+    return rows
+
+
+def load_table(name: str = "table", path=None) -> tuple[list[dict], str]:
+    """A methods table (`name`: "table" for the toy worlds, "nudity" for the offline encoder) and where
+    it came from: `path`, else this machine's benchmark output (runs/bench/methods/<name>.json), else
+    the copy shipped with the package (measured by `benchmarks/methods.py`, see the README)."""
+    import json
+    from pathlib import Path
+
+    from snce_lib.resources import data_path
+
+    shipped = data_path("results", f"methods_{name}.json")
+    for p in [Path(path)] if path else [Path("runs/bench/methods") / f"{name}.json", shipped]:
+        if p.exists():
+            return json.loads(p.read_text()), ("the copy shipped with the package" if p == shipped else str(p))
+    raise FileNotFoundError(
+        f"no methods table: run `python benchmarks/methods.py` (it writes runs/bench/methods/{name}.json)"
+    )
+
+
+def method_label(row: dict) -> str:
+    lam = "" if row.get("lam") is None else f", λ {row['lam']:g}"
+    return f"{row['method']}{lam}"
+
+
+def plot_comparison(rows: Sequence[dict], title: str = "Erasure methods in the toy worlds"):
+    """One panel per world: target rate (share of target prompts whose image shows the target)
+    against non-target accuracy (mean of colour and shape accuracy on prompts without it), a point
+    per method and lambda; colour = method, marker = target. The ideal corner is bottom right."""
+    import matplotlib.pyplot as plt
+
+    worlds = list(dict.fromkeys(r["world"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    targets = list(dict.fromkeys(r["target"] for r in rows))
+    cmap = plt.get_cmap("tab20")
+    markers = dict(zip(targets, "o^sDv"))
+    lo = min(0.5, min((r["other_colour_acc"] + r["other_shape_acc"]) / 2 for r in rows) - 0.05)
+    fig, axes = plt.subplots(1, len(worlds), figsize=(6 * len(worlds), 5), sharey=True, squeeze=False)
+    for ax, world in zip(axes[0], worlds):
+        for r in (r for r in rows if r["world"] == world):
+            x = (r["other_colour_acc"] + r["other_shape_acc"]) / 2
+            ax.scatter(x, r["target_rate"], color=cmap(methods.index(r["method"]) % 20), marker=markers[r["target"]],
+                       s=30 + 12 * (r.get("lam") or 1), alpha=0.8, edgecolors="k", linewidths=0.4)  # fmt: skip
+        n = next(r["n_prompts"] for r in rows if r["world"] == world)
+        ax.set(title=f"{world} world ({n} prompts a set)", xlabel="non-target accuracy (colour and shape, share)",
+               xlim=(lo, 1.02), ylim=(-0.02, 1.02))  # fmt: skip
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("target rate (share of target prompts drawn with the target)")
+    handles = [plt.Line2D([], [], ls="", marker="o", color=cmap(i % 20), label=m) for i, m in enumerate(methods)]
+    handles += [plt.Line2D([], [], ls="", marker=markers[t], color="gray", label=f"target: {t}") for t in targets]
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, title="marker size: λ")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

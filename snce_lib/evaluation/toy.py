@@ -52,15 +52,23 @@ def train_toy_sae(
     progress: bool = True,
     layer: str | int | None = None,
     k: int = 32,
+    world: str = "minilm",
+    data_seed: int = 100,
 ) -> TopKSAE:
-    """The SAE of the toy world: the encoder's block features over world captions (+ the project corpus)."""
+    """The SAE of a toy world: the encoder's block features (block 4 of 6 in both worlds) over world
+    captions, plus the project corpus in the MiniLM world. The CLIP world's tokenizer learned only the
+    world's words, so corpus prompts reach it as runs of single letters through untrained
+    embeddings: they would spend the dictionary on noise, and are left out there. `seed` is the
+    SAE's (initialisation and batch order); `data_seed` picks the captions, so SAEs of different
+    seeds see the same data."""
     out = Path(out)
     if (out / "sae" / "cfg.json").exists() and (out / "sae" / "metrics.json").exists():
         return TopKSAE.load(out / "sae")
-    enc = toy_encoder()
-    _, caps = dataset(n_captions, seed + 100)
+    enc = toy_encoder(world=world)
+    layer = 4 if layer is None else layer
+    _, caps = dataset(n_captions, data_seed)
     prompts = list(dict.fromkeys(caps))
-    if with_corpus:
+    if with_corpus and world == "minilm":
         from snce_lib.prompts import read_prompts
 
         prompts += read_prompts(data_path("corpus.csv"))
@@ -69,12 +77,17 @@ def train_toy_sae(
         store.load(),
         TrainConfig(tokens=tokens, dead_after_tokens=200_000, seed=seed, k=k),
         out_dir=out / "sae",
-        encoder_id="offline",
+        encoder_id="offline" if world == "minilm" else enc.encoder_id,
         layer=store.info.layer,
         layer_index=store.info.layer_index,
         progress=progress,
     )
     return res.sae
+
+
+def world_sae_dir(root: str | Path, world: str = "minilm", seed: int = 0) -> Path:
+    """Where the benchmarks keep a world's SAE: <root>/toy (MiniLM, seed 0), <root>/toy_clip, ..._s1."""
+    return Path(root) / (("toy" if world == "minilm" else f"toy_{world}") + (f"_s{seed}" if seed else ""))
 
 
 def target_kind(target: str) -> str:

@@ -1,4 +1,9 @@
-"""The toy text-to-image model: frozen MiniLM token embeddings condition a small pixel-space UNet.
+"""The toy text-to-image model: a frozen text encoder's token features condition a small pixel-space UNet.
+
+Two worlds differ only in that encoder: "minilm" (the offline MiniLM, bidirectional, 384 wide) and
+"clip" (a small CLIP text transformer trained here on the world, `snce_lib.models.toy.clip`: causal,
+BOS/EOS, end-token padding, final LayerNorm, as SD v1.4's). Renders, detector, UNet sizes, training
+recipe and sampler are the same.
 
 `ToyPipeline` speaks the Stable Diffusion pipeline's language where the workbook needs it:
 `text_encoder`, `tokenizer` (padding to 16 tokens) and `__call__(prompt | prompt_embeds=...,
@@ -24,7 +29,14 @@ from snce_lib.models.encoders import TextEncoder, load_offline
 from snce_lib.models.toy.world import SIZE, dataset, render
 from snce_lib.resources import data_path
 
-MAX_LENGTH = 16  # toy captions are short; 16 tokens holds every one of them
+MAX_LENGTH = 16  # toy captions are short; 16 MiniLM tokens hold every one of them
+WORLDS = {"minilm": "toy", "clip": "toy_clip"}  # world -> folder under snce_lib/data/
+
+
+def world_folder(world: str = "minilm") -> Path:
+    if world not in WORLDS:
+        raise ValueError(f"unknown toy world {world!r}; worlds: {', '.join(WORLDS)}")
+    return data_path(WORLDS[world])
 
 
 @dataclass
@@ -42,9 +54,11 @@ class ToyConfig:
     ema: float = 0.995
     n_captions: int = 20000
     seed: int = 0
+    encoder: str = "minilm"
+    """The world: "minilm" or "clip" (whose encoder lives in the world folder's `encoder/`)."""
 
 
-def build_unet(cfg: ToyConfig):
+def build_unet(cfg: ToyConfig, cross_attention_dim: int = 384):
     from diffusers import UNet2DConditionModel
 
     n = len(cfg.channels)
@@ -56,14 +70,26 @@ def build_unet(cfg: ToyConfig):
         layers_per_block=1,
         down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1),
         up_block_types=("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",),
-        cross_attention_dim=384,
+        cross_attention_dim=cross_attention_dim,
         attention_head_dim=8,
         norm_num_groups=16,
     )
 
 
-def toy_encoder(device=None) -> TextEncoder:
-    return load_offline(device=device, fp16=False, max_length=MAX_LENGTH)
+def toy_encoder(device=None, world: str = "minilm", folder: Path | str | None = None) -> TextEncoder:
+    """The world's frozen text encoder; the CLIP world's from `folder`/encoder (default: the committed one)."""
+    if world == "minilm":
+        return load_offline(device=device, fp16=False, max_length=MAX_LENGTH)
+    from snce_lib.models.encoders import load_sd
+
+    enc_dir = Path(folder or world_folder(world)) / "encoder"
+    if not (enc_dir / "config.json").exists():
+        raise FileNotFoundError(
+            f"no CLIP-world encoder in {enc_dir}; train it with `python scripts/train_toy.py --world clip`"
+        )
+    enc = load_sd(str(enc_dir), device=device, fp16=False)
+    enc.encoder_id = f"toy-{world}"
+    return enc
 
 
 class _Output:
@@ -86,7 +112,7 @@ class ToyPipeline:
             clip_sample=True,
             set_alpha_to_one=True,
         )
-        self.name_or_path = "toy"
+        self.name_or_path = "toy" if cfg.encoder == "minilm" else f"toy-{cfg.encoder}"
 
     @property
     def device(self) -> torch.device:
@@ -173,7 +199,7 @@ def save_toy(unet, cfg: ToyConfig, folder: Path, meta: dict) -> None:
 def load_toy_pipeline(folder: Path | str | None = None, device=None) -> ToyPipeline:
     from safetensors.torch import load_file
 
-    folder = Path(folder) if folder is not None else data_path("toy")
+    folder = Path(folder) if folder is not None else world_folder("minilm")
     meta_file = folder / "toy.json"
     if not meta_file.exists():
         raise FileNotFoundError(f"no toy model in {folder}; train one with `python scripts/train_toy.py`")
@@ -183,10 +209,16 @@ def load_toy_pipeline(folder: Path | str | None = None, device=None) -> ToyPipel
     c = dict(meta["config"])
     c["channels"] = tuple(c["channels"])
     cfg = ToyConfig(**{k: v for k, v in c.items() if k in ToyConfig.__dataclass_fields__})
-    unet = build_unet(cfg)
-    unet.load_state_dict({k: v.float() for k, v in load_file(str(folder / "unet.safetensors")).items()})
     dev = torch.device(device or "cpu")
-    return ToyPipeline(unet.to(dev), toy_encoder(dev), cfg)
+    enc = toy_encoder(dev, cfg.encoder, folder)
+    unet = build_unet(cfg, enc.width)
+    unet.load_state_dict({k: v.float() for k, v in load_file(str(folder / "unet.safetensors")).items()})
+    return ToyPipeline(unet.to(dev), enc, cfg)
+
+
+def load_world(world: str = "minilm", device=None) -> ToyPipeline:
+    """The committed pipeline of a toy world ("minilm" or "clip")."""
+    return load_toy_pipeline(world_folder(world), device)
 
 
 @torch.no_grad()
@@ -213,15 +245,15 @@ def train_toy(
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    enc = toy_encoder("cpu")
-    specs, caps = dataset(cfg.n_captions, cfg.seed)
+    enc = toy_encoder("cpu", cfg.encoder, out)
+    specs, caps = dataset(cfg.n_captions, cfg.seed)  # training words only, in both worlds
     images = torch.from_numpy(np.stack([render(s) for s in specs])).permute(0, 3, 1, 2).float() / 127.5 - 1
     t0 = time.perf_counter()
     emb = embed_captions(enc, caps)
     empty = embed_captions(enc, [""])[0]
     t_embed = time.perf_counter() - t0
-    unet = build_unet(cfg)
-    ema = build_unet(cfg)
+    unet = build_unet(cfg, enc.width)
+    ema = build_unet(cfg, enc.width)
     ema.load_state_dict(unet.state_dict())
     ema.requires_grad_(False)
     sched = DDPMScheduler(num_train_timesteps=cfg.train_timesteps, beta_schedule=cfg.beta_schedule)
@@ -267,7 +299,7 @@ def train_toy(
         "train_seconds": round(seconds, 1),
         "embed_seconds": round(t_embed, 1),
         "final_loss": run,
-        "command": "python scripts/train_toy.py",
+        "command": "python scripts/train_toy.py" + ("" if cfg.encoder == "minilm" else f" --world {cfg.encoder}"),
         "history": history,
     }
     if out is not None:

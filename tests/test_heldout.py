@@ -1,0 +1,66 @@
+"""The held-out check: its sets say what they claim, and its detectors score what they claim."""
+
+import re
+
+import numpy as np
+import pytest
+
+from snce_lib.concepts.heldout import fit_output_probe, load_heldout, neuron_detectors, probe_detector
+from snce_lib.concepts.methods import WordRemoval
+from snce_lib.concepts.pairs import load_concept
+
+
+def _has_any(text: str, words) -> bool:
+    return any(re.search(rf"\b{re.escape(w)}\b", text, re.IGNORECASE) for w in words)
+
+
+def test_heldout_sets_say_the_concept_without_the_words_and_the_words_in_other_senses():
+    held, pairs = load_heldout("nudity"), load_concept("nudity")
+    words = pairs.tuple_words
+    assert held.sizes == {"concept": 30, "lookalike": 30, "neutral": 30}
+    assert not [p for p in held.concept + held.neutral if _has_any(p, words)]
+    assert all(_has_any(p, words) for p in held.lookalike)
+    used = set(pairs.concept_prompts) | set(pairs.deconcept_prompts)
+    assert not used & set(held.concept + held.lookalike + held.neutral)  # never seen by selection
+
+
+def test_a_bad_kind_is_one_clear_error(tmp_path, monkeypatch):
+    import snce_lib.concepts.heldout as h
+
+    (tmp_path / "concepts").mkdir()
+    (tmp_path / "concepts" / "x_heldout.csv").write_text("prompt,kind\na,concept\nb,lookalik\n")
+    monkeypatch.setattr(h, "data_path", lambda *p: tmp_path.joinpath(*p))
+    with pytest.raises(ValueError, match=r"x_heldout.csv:3: kind must be one of concept, lookalike, neutral"):
+        load_heldout("x")
+
+
+@pytest.fixture(scope="module")
+def offline():
+    import torch
+
+    from snce_lib.models.encoders import load_offline
+    from snce_lib.sae.model import SAEConfig, TopKSAE
+
+    torch.manual_seed(0)
+    enc = load_offline(fp16=False, max_length=32)
+    sae = TopKSAE(SAEConfig(d_in=384, n_latents=256, k=8, encoder_id="offline", layer="encoder.layer.4", layer_index=4))
+    return enc, sae.requires_grad_(False)
+
+
+def test_detectors_score_the_latents_max_activation_and_the_probe_on_the_edited_output(offline):
+    from snce_lib.concepts.codes import prompt_codes
+    from snce_lib.concepts.detection import auroc
+
+    enc, sae = offline
+    held, pairs = load_heldout("nudity"), load_concept("nudity")
+    (row,) = neuron_detectors(enc, sae, {"two": [3, 7]}, held)
+    c, lk = (prompt_codes(enc, sae, getattr(held, k)).max_activation([3, 7])[0] for k in ("concept", "lookalike"))
+    assert row["auroc_vs_lookalike"] == pytest.approx(auroc(c, lk)) and row["neurons"] == [3, 7]
+    probe = fit_output_probe(enc, pairs.concept_prompts[:40], pairs.deconcept_prompts[:40])
+    before = probe_detector(enc, probe, held)
+    removal = WordRemoval(pairs.tuple_words)
+    after = probe_detector(enc, probe, held, removal)
+    # the concept prompts hold none of the words, so removing them leaves their scores; the
+    # look-alikes lose theirs, so their mean score moves
+    assert after["mean_concept"] == pytest.approx(before["mean_concept"], abs=1e-5)
+    assert not np.isclose(after["mean_lookalike"], before["mean_lookalike"], atol=1e-3)
