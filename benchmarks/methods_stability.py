@@ -8,10 +8,12 @@ order differ; trained into --sae-root on first use, seed 0 being the one benchma
 Per target, each selection's winners (SNCE top-1 strict, top-1 with the 1% tolerance, top-10,
 the latent family, Interpret-then-Deactivate's features) and, between every two seeds, the decoder
 cosine of the winners (top-1: the two unit decoder rows; a set: the mean, over both sets, of each
-latent's best cosine in the other set). Then the SAE-based rows at one lambda each, with the same
+latent's best cosine in the other set), beside the whole dictionaries' agreement (each decoder
+row's best cosine in the other seed's dictionary: median, and share above 0.7). Then the SAE-based rows at one lambda each, with the same
 prompts and seeds as the table; seed 0's rows are read from --table when it holds them at this
 size. Rows that do not depend on the SAE (LEACE, probe projection, negative prompt, word removal)
-are the same for every seed and are not rerun. Writes runs/bench/methods/stability.json.
+are the same for every seed and are not rerun. Writes runs/bench/methods/stability.json. `--tokens 8000000 --sae-root runs/bench/long` asks
+whether longer-trained SAEs agree more (their seed-0 rows are measured, not read from the table).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--steps", type=int, default=15)
     ap.add_argument("--sae-root", default="runs/bench")
+    ap.add_argument("--tokens", type=int, default=1_000_000, help="each SAE's training budget (the table's: 1M)")
     ap.add_argument("--table", default="runs/bench/methods/table.json")
     ap.add_argument("--out", default="runs/bench/methods/stability.json")
     a = ap.parse_args()
@@ -75,14 +78,23 @@ def main() -> int:
     t0 = time.perf_counter()
     table = json.loads(Path(a.table).read_text()) if Path(a.table).exists() else []
     det = ToyDetector.load()
-    cos_rows, rows = [], []
+    cos_rows, rows, dict_rows = [], [], []
     for world in a.worlds:
         pipe = load_world(world)
         enc = pipe.encoder
         saes = {
-            s: train_toy_sae(world_sae_dir(a.sae_root, world, s), world=world, seed=s).requires_grad_(False)
+            s: train_toy_sae(world_sae_dir(a.sae_root, world, s), tokens=a.tokens, world=world, seed=s).requires_grad_(
+                False
+            )
             for s in a.seeds
         }
+        same_as_table = a.tokens == 1_000_000 and Path(a.sae_root) == Path("runs/bench")
+        for s1, s2 in itertools.combinations(a.seeds, 2):  # the baseline: how alike are the whole dictionaries?
+            w1, w2 = (torch.nn.functional.normalize(saes[x].W_dec.detach(), dim=1) for x in (s1, s2))
+            best = (w1 @ w2.T).max(1).values
+            dict_rows.append({"world": world, "seeds": [s1, s2], "median_best_cosine": float(best.median()),
+                              "share_above_0.7": float((best > 0.7).float().mean()),
+                              "fvu": [saes[s1].metrics.get("fvu"), saes[s2].metrics.get("fvu")]})  # fmt: skip
         for target in a.targets:
             win = {s: winners(enc, saes[s], target) for s in a.seeds}
             for name in win[a.seeds[0]]:
@@ -95,7 +107,7 @@ def main() -> int:
             for s in a.seeds:
                 have = [r for r in table if r["world"] == world and r["target"] == target and r["n_prompts"] == a.n]
                 entries = [e for e in world_methods(enc, saes[s], target, ONE) if e.method not in SAE_FREE]
-                if s == a.seeds[0] and have and s == 0:
+                if s == 0 and have and same_as_table:  # the table's own SAE: its rows are already measured
                     keep = {(e.method, e.lam) for e in entries} | {("none", None)}
                     got = [dict(r, sae_seed=0) for r in have if (r["method"], r["lam"]) in keep]
                 else:
@@ -120,7 +132,7 @@ def main() -> int:
         )  # fmt: skip
         .reset_index()
     )
-    summary = {"cosines": cos_rows, "rows": rows, "spread": spread.to_dict("records"), "n_prompts": a.n,
+    summary = {"dictionaries": dict_rows, "cosines": cos_rows, "rows": rows, "spread": spread.to_dict("records"), "n_prompts": a.n, "tokens": a.tokens,
                "steps": a.steps, "seeds": a.seeds, "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
     atomic_write_json(Path(a.out), summary)
     with pd.option_context("display.width", 220, "display.max_rows", 400, "display.max_columns", 20):
@@ -128,6 +140,7 @@ def main() -> int:
         c["seeds"] = c["seeds"].map(lambda s: f"{s[0]}-{s[1]}")
         print(c.pivot_table(index=["world", "target", "selection"], columns="seeds", values="decoder_cosine").round(3))
         print(spread.round(3).to_string(index=False))
+        print(pd.DataFrame(dict_rows).round(3).to_string(index=False))
     se = math.sqrt(0.25 / a.n)
     print(
         f"\n{a.n} prompts a set (a rate's standard error <= {se:.3f}); {time.perf_counter() - t0:.0f} s; written to {a.out}"

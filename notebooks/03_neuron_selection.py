@@ -188,11 +188,12 @@ probe = fit_output_probe(encoder, pairs.concept_prompts, pairs.deconcept_prompts
 rows.append(probe_detector(encoder, probe, held, label="dense probe (pooled output)"))
 held_df = pd.DataFrame(rows).set_index("detector")[["auroc_vs_lookalike", "auroc_vs_neutral", "auroc_vs_both"]]
 fig, ax = plt.subplots(figsize=(7, 3.5))
-held_df[["auroc_vs_lookalike", "auroc_vs_neutral"]].plot.barh(ax=ax)
-ax.axvline(0.5, color="k", ls=":", lw=1)
+names = {"auroc_vs_lookalike": "vs look-alikes (tuple words, other senses)", "auroc_vs_neutral": "vs neutral scenes"}
+held_df[list(names)].rename(columns=names).plot.barh(ax=ax)
+ax.axvline(0.5, color="k", ls=":", lw=1, label="chance")
 ax.set(title=f"Held-out check, {held.sizes['concept']} concept prompts without the tuple's words",
        xlabel="AUROC (concept prompts vs the other set; 0.5 = chance)", ylabel="detector", xlim=(0, 1))  # fmt: skip
-ax.legend(["vs look-alikes (tuple words, other senses)", "vs neutral scenes"], fontsize=8, loc="lower right")
+ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 fig.tight_layout()
 plt.show()
 wb.record(P, "heldout_nudity", {"sizes": held.sizes, "rows": rows})

@@ -44,6 +44,7 @@ class ToyConfig:
     size: int = SIZE
     channels: tuple = (32, 64, 64)
     max_length: int = MAX_LENGTH
+    """Padded prompt length, recorded from the encoder (MiniLM world 16; the CLIP world's tokenizer pads to 24)."""
     cond_drop: float = 0.1
     """Share of training captions replaced by the empty prompt, for classifier-free guidance."""
     train_timesteps: int = 1000
@@ -147,8 +148,8 @@ class ToyPipeline:
         pe, ne = prompt_embeds, negative_prompt_embeds
         if pe is None or (cfg_on and ne is None):
             enc = self.encoder
-            prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-            pe = enc.embed(enc.tokenize(prompts)) if pe is None else pe
+            if pe is None:
+                pe = enc.embed(enc.tokenize([prompt] if isinstance(prompt, str) else list(prompt)))
             negs = negative_prompt if isinstance(negative_prompt, list) else [negative_prompt or ""] * pe.shape[0]
             ne = enc.embed(enc.tokenize(negs)) if ne is None else ne
         n = pe.shape[0]
@@ -246,6 +247,7 @@ def train_toy(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     enc = toy_encoder("cpu", cfg.encoder, out)
+    cfg.max_length = enc.max_length  # the record says what the UNet was trained on
     specs, caps = dataset(cfg.n_captions, cfg.seed)  # training words only, in both worlds
     images = torch.from_numpy(np.stack([render(s) for s in specs])).permute(0, 3, 1, 2).float() / 127.5 - 1
     t0 = time.perf_counter()
