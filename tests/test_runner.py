@@ -29,3 +29,19 @@ def test_progress_per_cell_and_failure_names_cell_line_and_error(tmp_path):
     assert "notebook bad failed in cell 2/2" in msg
     assert "line 2: z = x / 0" in msg and "ZeroDivisionError: division by zero" in msg
     assert not (tmp_path / "out" / "bad.ipynb").exists()  # no executed copy of a failed run
+
+
+def test_progress_never_names_a_markdown_cell(tmp_path, monkeypatch):
+    """nbclient announces markdown cells as they pass and never reports them executed: the progress
+    ticker, firing while the kernel shuts down after a last markdown cell, must not look one up."""
+    import threading
+
+    errors = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_markdown_cell("## the end")]
+    nbformat.write(nb, tmp_path / "md.ipynb")
+    lines = []
+    execute_notebook(tmp_path / "md.ipynb", tmp_path, timeout=60, log=lines.append, tick=0.05)
+    assert not errors, errors
+    assert not [line for line in lines if "still running" in line and "the end" in line]

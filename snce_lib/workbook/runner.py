@@ -77,6 +77,8 @@ def execute_notebook(
                 )
 
     def on_start(cell, cell_index, **_):
+        if cell.cell_type != "code":  # nbclient announces markdown cells too, and never reports them executed
+            return
         state["cell"] = state["last"] = cell_index
         state["start"] = time.perf_counter()
 
