@@ -257,8 +257,8 @@ nt[["probe_auroc_fixed", "probe_auroc_retrained", "heldout_probe_auroc_vs_lookal
 #   takes them to 0.12 and 0.00, but the triangle's held-out paraphrases still work (0.44).
 # - **CLIP world** (causal, as SD's encoder): with seed 0's SAE, one neuron at λ 4 takes red *and its
 #   held-out synonyms* to 0.12 without changing any other image; with seeds 1 and 2 the same
-#   recipe picks other latents and red stays. No SAE edit moves the triangle: this UNet reads shape
-#   from the end token and its padding, not from the word (`benchmarks/where_read.py`).
+#   recipe picks other latents and red stays. With these SAEs no SAE edit moves the triangle: this
+#   UNet reads shape from the end token and its padding, not from the word (`benchmarks/where_read.py`).
 # - **What does remove a concept**: Concept Steerers at λ 2 (every target to 0.31 or below, at the
 #   price of changing every image), deleting the word (the training words only; paraphrases survive), and
 #   many-latent edits in the MiniLM world. LEACE and the probe projection at block 4 remove what a
