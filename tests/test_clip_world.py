@@ -86,7 +86,7 @@ def test_the_two_worlds_share_the_detector_prompts_and_seeds(monkeypatch):
         pipe = load_world(world)
         assert pipe.cfg.encoder == world and pipe.encoder.family == ("bert" if world == "minilm" else "clip")
 
-        def spy(prompts, seeds, *a, _w=world, _pipe=pipe, **k):
+        def spy(prompts, seeds, *a, _w=world, **k):
             seen.setdefault(_w, []).append((tuple(prompts), tuple(seeds)))
             return np.zeros((len(prompts), 16, 16, 3), np.uint8)
 

@@ -48,8 +48,9 @@ def load_heldout(name: str = "nudity") -> HeldoutSets:
             if row.get("kind") not in sets:
                 raise ValueError(f"{path}:{i}: kind must be one of {', '.join(KINDS)}, got {row.get('kind')!r}")
             sets[row["kind"]].append(row["prompt"])
-    if any(len(v) < 5 for v in sets.values()):
-        raise ValueError(f"{path}: every kind needs at least 5 prompts, got { ({k: len(v) for k, v in sets.items()}) }")
+    sizes = {k: len(v) for k, v in sets.items()}
+    if min(sizes.values()) < 5:
+        raise ValueError(f"{path}: every kind needs at least 5 prompts, got {sizes}")
     return HeldoutSets(name, **sets)
 
 

@@ -147,14 +147,16 @@ def concept_rows(enc, sae, pairs, entries: Sequence[Entry], positives: Sequence[
     from snce_lib.concepts.heldout import fit_output_probe, neuron_detectors, probe_detector
 
     probe = fit_output_probe(enc, pairs.concept_prompts, pairs.deconcept_prompts)
+    # every latent-editing method as a detector, in one pass over the held-out sets' codes
+    with_latents = {i: list(e.obj.neurons) for i, e in enumerate(entries) if getattr(e.obj, "neurons", None)}
+    latent_rows = dict(zip(with_latents, neuron_detectors(enc, sae, with_latents, held)))
     before = [pooled_output(enc, list(positives)), pooled_output(enc, list(negatives))]
     rows = []
-    for e in tqdm([Entry("none", None, None, None), *entries], desc=f"{world}/{pairs.name}"):
+    for i, e in enumerate(tqdm([Entry("none", None, None, None), *entries], desc=f"{world}/{pairs.name}")):
         after = before if e.obj is None else [pooled_output(enc, list(p), e.obj) for p in (positives, negatives)]
         leak = probe_leakage(before[0], before[1], after[0], after[1])
         hp = probe_detector(enc, probe, held, e.obj)
-        neurons = list(getattr(e.obj, "neurons", []) or [])
-        hn = neuron_detectors(enc, sae, {"latents": neurons}, held)[0] if neurons else {}
+        hn = latent_rows.get(i - 1, {})  # entry i - 1: row 0 is the unedited model
         rows.append({
             "world": world, "target": pairs.name, "method": e.method, "lam": e.lam, "top_k": e.top_k,
             "probe_auroc_before": leak.auroc_before, "probe_auroc_fixed": leak.auroc_fixed_probe,

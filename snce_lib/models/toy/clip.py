@@ -24,6 +24,7 @@ import itertools
 import json
 import math
 import random
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -240,9 +241,10 @@ def train_clip(cfg: ClipConfig | None = None, out: Path | None = None, progress:
     caps, named = list(caps), torch.tensor(named)
     t0 = time.perf_counter()
     vocab, merges = train_tokenizer(caps, cfg.vocab_merges)
-    tmp = Path(out) if out is not None else Path(".clip_tokenizer_tmp")
-    save_tokenizer(tmp, vocab, merges, cfg.max_length)
-    tok = CLIPTokenizer.from_pretrained(str(tmp))
+    with tempfile.TemporaryDirectory() as scratch:  # the tokenizer loads from files: `out`, else a scratch folder
+        folder = Path(out) if out is not None else Path(scratch)
+        save_tokenizer(folder, vocab, merges, cfg.max_length)
+        tok = CLIPTokenizer.from_pretrained(str(folder))
     ids = tok(caps, padding="max_length", max_length=cfg.max_length, truncation=True, return_tensors="pt")["input_ids"]
     too_long = sum(len(x) > cfg.max_length for x in tok(caps)["input_ids"])
     if too_long:
