@@ -38,10 +38,12 @@ from snce_lib.models.toy.detector import ToyDetector
 from snce_lib.models.toy.model import WORLDS, load_world
 
 ONE = {"snce": (4.0,), "topk": (2.0,), "family": (2.0,), "steer": (1.0,)}
+TOLERANCE = {"snce top-1 strict": 0.0, "snce top-1 tol 1%": 0.01, "snce top-10 tol 1%": 0.01}
 SAE_FREE = ("leace", "probe projection", "negative prompt", "word removal (oracle)")
 
 
-def winners(enc, sae, target: str) -> dict[str, list[int]]:
+def winners(enc, sae, target: str) -> dict[str, list[int] | None]:
+    """Each selection's latents; None where its filter leaves too few (no fallback: "strict" is s^d = 0)."""
     pairs = toy_concept(target)
     fam = latent_family(prompt_codes(enc, sae, pairs.concept_prompts), prompt_codes(enc, sae, pairs.deconcept_prompts))
     return {
@@ -100,12 +102,15 @@ def main() -> int:
             for name in win[a.seeds[0]]:
                 for s1, s2 in itertools.combinations(a.seeds, 2):
                     w1, w2 = win[s1][name], win[s2][name]
+                    cos = None if w1 is None or w2 is None else set_cosine(saes[s1].W_dec[w1], saes[s2].W_dec[w2])
                     cos_rows.append({
                         "world": world, "target": target, "selection": name, "seeds": [s1, s2],
-                        "latents": [w1, w2], "decoder_cosine": set_cosine(saes[s1].W_dec[w1], saes[s2].W_dec[w2]),
+                        "latents": [w1, w2], "decoder_cosine": cos,
+                        "deconcept_tolerance": TOLERANCE.get(name),
                     })  # fmt: skip
             for s in a.seeds:
-                have = [r for r in table if r["world"] == world and r["target"] == target and r["n_prompts"] == a.n]
+                have = [r for r in table if r["world"] == world and r["target"] == target and r["n_prompts"] == a.n
+                        and "neurons" in r]  # fmt: skip
                 entries = [e for e in world_methods(enc, saes[s], target, ONE) if e.method not in SAE_FREE]
                 if s == 0 and have and same_as_table:  # the table's own SAE: its rows are already measured
                     keep = {(e.method, e.lam) for e in entries} | {("none", None)}

@@ -100,28 +100,36 @@ print("padding rows:", f"{store.meta()['is_pad'].mean():.1%}")
 # %% [markdown]
 # ## Step 2: train the SAE
 # The loss is the reconstruction error plus AuxK, which gives gradient to *dead* latents (those
-# silent for a long window): the $k_{aux}$ most active dead latents try to reconstruct what the
-# live ones missed, $e = h - \hat h$,
+# that have not fired for a window of tokens): the $k_{aux}$ dead latents with the largest
+# *pre-activations* $a = W_{enc}(h - b_{pre}) + b_{enc}$ (their post-TopK codes are zero, so
+# those cannot be ranked) try to reconstruct what the live ones missed, $e = h - \hat h$,
 #
 # $$\mathcal{L} = \mathrm{FVU}(h, \hat h) + \alpha\, \frac{\lVert e - \hat e \rVert^2}{\lVert e - \bar e \rVert^2},
-#   \qquad \hat e = W_{dec}^\top\, \mathrm{TopK}_{k_{aux}}(z^{dead}), \qquad \alpha = 1/32 .$$
+#   \qquad \hat e = W_{dec}^\top\, \mathrm{ReLU}\big(\mathrm{TopK}_{k_{aux}}(a^{dead})\big), \qquad \alpha = 1/32 .$$
 #
-# Adam at lr $4\cdot10^{-4}$, batches of 4,096 token vectors, $k = 32$ (the paper's values).
-# Rerunning this cell resumes an interrupted run from its last checkpoint.
+# Adam at lr $4\cdot10^{-4}$, batches of 4,096 token vectors, $k = 32$ (the paper's values); the
+# next cell prints $k_{aux}$ and the dead window this profile uses. Rerunning it resumes an
+# interrupted run from its last checkpoint. (Chapter 00 shows AuxK at work on planted data.)
 
 # %%
 sae = wb.ensure_sae(P, encoder, build=True)  # this notebook makes it
 history = json.loads((P.run_dir / "sae" / "history.json").read_text())
 metrics = sae.metrics
+tc = metrics["train_config"]
+k_aux = tc["k_aux"] if tc.get("k_aux") is not None else sae.cfg.d_in // 2
+print(f"k = {tc['k']}, k_aux = {k_aux} (d/2 unless set), AuxK weight α = {tc['auxk_alpha']:g}, dead window "
+      f"{metrics['dead_window_tokens']:,} tokens, {sae.cfg.n_latents} latents (m = {sae.cfg.n_latents // sae.cfg.d_in}d)")  # fmt: skip
 print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items() if k not in ("train_config", "data")})
 if metrics.get("seconds"):
     print(f"measured: {metrics['tokens_seen'] / metrics['seconds']:,.0f} tokens/s on this machine")
 
 # %% [markdown]
 # ## What the numbers mean
-# - **FVU** (fraction of variance unexplained), over a batch of $N$ held-out tokens:
+# - **FVU** (fraction of variance unexplained), over $N$ tokens:
 #   $$\mathrm{FVU} = \frac{\sum_n \lVert h_n - \hat h_n \rVert^2}{\sum_n \lVert h_n - \bar h \rVert^2}.$$
-#   0 is a perfect reconstruction, 1 is no better than the mean vector $\bar h$.
+#   0 is a perfect reconstruction, 1 is no better than the mean vector $\bar h$. The curve below is
+#   each *training* batch's FVU as it trains; the dashed line is the final FVU on held-out rows
+#   the trainer never trained on (`metrics["fvu"]`).
 # - **L0**: latents active per token, $\lVert z \rVert_0$. TopK fixes it at $k$ once training settles.
 # - **Dead fraction**: latents that have not fired for a long window. AuxK gives them
 #   gradient so the dictionary does not waste capacity.
@@ -129,8 +137,10 @@ if metrics.get("seconds"):
 # %%
 tokens = np.array([h["tokens"] for h in history]) / 1e6
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
-axes[0].plot(tokens, [h["fvu"] for h in history])
+axes[0].plot(tokens, [h["fvu"] for h in history], label="each training batch")
+axes[0].axhline(metrics["fvu"], color="k", ls="--", lw=1, label=f"held-out rows, final: {metrics['fvu']:.3f}")
 axes[0].set(title="Reconstruction error (FVU)", xlabel="training tokens (millions)", ylabel="FVU (fraction)")
+axes[0].legend()
 axes[1].plot(tokens, [h["l0"] for h in history], color="tab:green")
 axes[1].set(title="Active latents per token (L0)", xlabel="training tokens (millions)", ylabel="latents")
 axes[2].plot(tokens, [h["dead_fraction"] for h in history], color="tab:red")
@@ -158,9 +168,11 @@ wb.record(P, "sae", {k: metrics.get(k) for k in ("fvu", "l0", "dead_fraction", "
 # ## Questions
 # 1. The run reports an L0 of exactly $k$. Why can L0 never exceed $k$, and when could it fall below?
 # 2. Train with half the latents ($m = 2d$): do you expect FVU to rise or fall, and the dead
-#    fraction? Try it with `TrainConfig(expansion=2)`.
+#    fraction? Try it: `wb.ensure_sae(P, encoder, overrides={"expansion": 2}, folder="sae_expansion2")`
+#    trains it beside the SAE notebooks 02-04 read (same store), then compare `.metrics`.
 # 3. Why is BOS left out of the store? (Hint: look at its activation norm next to a word's.)
-# 4. AuxK's weight is $1/32$. What happens to the dead fraction with $\alpha = 0$?
+# 4. AuxK's weight is $1/32$. What happens to the dead fraction with $\alpha = 0$? Try
+#    `wb.ensure_sae(P, encoder, overrides={"auxk_alpha": 0.0}, folder="sae_no_auxk")`.
 #
 # <details><summary>Answers (open after trying)</summary>
 #
@@ -168,9 +180,13 @@ wb.record(P, "sae", {k: metrics.get(k) for k in ("fvu", "l0", "dead_fraction", "
 #    than $k$ positive ones has L0 below $k$ (rare once trained).
 # 2. FVU rises (fewer directions to write with); dead fraction usually falls (each latent is
 #    needed more often).
-# 3. BOS is the same token for every prompt: its features carry no prompt content (in CLIP's
-#    causal encoder it sees nothing but itself), and their norm is unlike any word's, so they
-#    would spend the dictionary's capacity on one constant vector.
-# 4. Latents that stop firing never receive gradient again; the dead fraction climbs and the
-#    dictionary loses capacity (compare `metrics["dead_fraction"]` with `TrainConfig(auxk_alpha=0)`).
+# 3. It depends on the encoder. In CLIP's causal encoder BOS sees nothing but itself, so its
+#    features are one constant vector for every prompt: no content, and a norm unlike any word's.
+#    In MiniLM (the offline default, bidirectional) the [CLS] token attends to the whole prompt and
+#    does carry its content, but the eraser never edits position 0 (the method leaves BOS alone),
+#    so a dictionary spent on it would describe what no edit touches; its norm still differs from
+#    the words', which would pull the dictionary towards one position.
+# 4. A latent that stops winning a top-k place gets no gradient from the reconstruction, so it
+#    stays dead; how many die depends on the run: compare `metrics["dead_fraction"]` with the
+#    `sae_no_auxk` variant's (chapter 00, section 5, shows the effect with half a dictionary dead).
 # </details>

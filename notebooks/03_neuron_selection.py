@@ -218,7 +218,9 @@ held_df.round(3)
 # 2. It ranks by how much more the neuron fires on concept prompts, so a frequent context
 #    feature can win; subtracting a feature that also fires on benign prompts changes them too
 #    (compare `rankings["mean difference"].top(1)` in `sc.f_d / sc.n_d`, its deconcept share).
-# 3. `wb.select_with_fallback(encoder, sae, "violence")`, then `feature_card(atlas, sel.neurons[0])`.
+# 3. `sel_v, _ = wb.select_with_fallback(encoder, sae, "violence")`, then
+#    `display(HTML(feature_card(atlas, sel_v.neurons[0])["html"]))` (it returns the selection and
+#    its details, and the card is a dict whose "html" is what to show).
 # 4. Any row whose AUROC against the look-alikes is under 0.5 scores the words above the concept:
 #    subtracting that neuron edits prompts that use the words and leaves paraphrases as they were.
 # </details>

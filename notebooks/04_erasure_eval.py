@@ -214,7 +214,7 @@ wb.record(
 # one, else the copy measured for the README.
 
 # %%
-from snce_lib.evaluation.comparison import load_table, method_label, plot_comparison
+from snce_lib.evaluation.comparison import latents_used, load_table, method_label, plot_comparison
 
 methods_rows, methods_source = load_table("table")
 print(f"methods table: {methods_source}; {len(methods_rows)} rows")
@@ -228,6 +228,9 @@ for world, part in mt.groupby("world", sort=False):
     display(part.pivot_table(index="row", columns="target", values=cols, sort=False).round(2))
 fig = plot_comparison(methods_rows, "Target rate against non-target accuracy, every method and λ")
 plt.show()
+# which latents each SAE row edited, and the deconcept tolerance s^d its selection used ("strict" = 0)
+used = latents_used(methods_rows)
+display(pd.DataFrame(used).set_index(["world", "target", "method"]) if used else "this table records no latents")
 
 # %% [markdown]
 # Where no images exist (the offline encoder and its nudity neuron), the same methods are judged

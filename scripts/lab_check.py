@@ -106,6 +106,8 @@ def main() -> int:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
+    from snce_lib.atlas.html import HIDDEN_NAMES_JS
+
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="snce-lab-"))
@@ -162,8 +164,21 @@ def main() -> int:
         ActionChains(driver).click().perform()  # where the pointer is: the point the hover line names
         card = driver.find_element(By.ID, "card").text
         assert card.startswith(hover.split(":")[0] + ":"), (hover, card)
-        names = driver.find_elements(By.CSS_SELECTOR, "#map text.cl")
-        assert len(names) >= 10 and all(t.text for t in names), "cluster names printed on the map"
+        seen = driver.execute_script(HIDDEN_NAMES_JS)  # boxes against the frame's visible area, not `.text`
+        assert seen["n"] >= 10, f"the map prints {seen['n']} cluster names"
+        assert not seen["hidden"], (
+            f"cluster names outside the visible map (name, box; map {seen['map']}): {seen['hidden']}"
+        )
+        driver.switch_to.default_content()
+        outer = driver.execute_script(
+            "const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom, "
+            "window.innerWidth, window.innerHeight]", frame)  # fmt: skip
+        assert outer[0] >= 0 and outer[2] <= outer[4] + 1, f"the atlas frame runs past the window's width: {outer}"
+        assert outer[1] + seen["map"][3] <= outer[5] + 1, f"the map runs past the window's height: {outer}"
+        print(
+            f"lab_check: {seen['n']} cluster names, each inside the visible map (frame {outer[2] - outer[0]:.0f} px wide)"
+        )
+        driver.switch_to.frame(frame)
         box = driver.find_element(By.ID, "search")
         box.send_keys("red", Keys.ENTER)
         status = driver.find_element(By.ID, "status").text

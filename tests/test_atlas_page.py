@@ -76,3 +76,46 @@ def test_the_page_searches_and_opens_cards_in_chromium(tmp_path):
             driver.save_screenshot(os.path.join(shots, "atlas_page.png"))
     finally:
         driver.quit()
+
+
+def random_layout_page(seed: int):
+    """A page whose map was drawn by a random layout: every feature a cluster with a long name. The
+    page scales the layout to the map's box, so some names always sit on its edges."""
+    import torch
+
+    atlas = planted_atlas()
+    labels = label_features(atlas)
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    xy = rng.normal(size=(n, 2))
+    layout = MapClusters("random", xy, np.arange(n), 0.0, {c: f"cluster {c}: a long name / another" for c in range(n)})
+    return atlas_data(atlas, labels, layout, torch.eye(n, 8), title=f"layout {seed}")
+
+
+@pytest.mark.parametrize("width", [420, 1100])
+def test_every_cluster_name_is_inside_the_visible_frame_for_three_layouts(tmp_path, width):
+    """The notebook's frame in a narrow pane (420 px) and a wide one: each name's box lies inside the
+    map and the frame's viewport, whatever the layout (three seeds)."""
+    from selenium.webdriver.common.by import By
+
+    from snce_lib.atlas.html import HIDDEN_NAMES_JS, notebook_frame
+
+    driver = chrome()
+    try:
+        for seed in range(3):
+            host = tmp_path / f"host{seed}.html"
+            host.write_text(
+                f"<html><body><div style='width:{width}px'>{notebook_frame(random_layout_page(seed)).data}</div></body></html>"
+            )
+            driver.get(host.resolve().as_uri())
+            frame = driver.find_element(By.TAG_NAME, "iframe")
+            driver.execute_script("arguments[0].scrollIntoView()", frame)
+            driver.switch_to.frame(frame)
+            seen = driver.execute_script(HIDDEN_NAMES_JS)
+            driver.switch_to.default_content()
+            assert seen["n"] == 4 and not seen["hidden"], (seed, width, seen)
+            # the frame grew to its page: nothing of the map is cut off at its bottom
+            h = driver.execute_script("return arguments[0].getBoundingClientRect().height", frame)
+            assert h >= seen["map"][3], (h, seen["map"])
+    finally:
+        driver.quit()

@@ -328,3 +328,26 @@ def test_grid_runs_every_method_on_every_set_and_reports_typed_results(tiny_pipe
     assert list(table["method"]) == ["original", "silent eraser"]
     assert list(table["n_i2p"]) == [2, 2] and list(table["n_coco"]) == [5, 5]
     assert len(grid.summary()) == 4 and grid.record()["silent/coco"]["n"] == 5
+
+
+def test_stand_in_sets_never_evaluate_on_prompts_that_select_or_fit(monkeypatch):
+    """Without the public sets, notebooks 03 and 04 evaluate on the held-out sets: none of their
+    prompts is a selection pair (either side) or an SAE training prompt (the corpus)."""
+    import snce_lib.evaluation.sets as sets
+    from snce_lib.concepts.pairs import load_concept
+    from snce_lib.prompts import read_prompts
+    from snce_lib.resources import data_path
+
+    def missing(*a, **k):
+        raise PromptFileError("no public sets here")
+
+    monkeypatch.setattr(sets, "load_set", missing)
+    pairs = load_concept("nudity")
+    fitted = set(pairs.concept_prompts) | set(pairs.deconcept_prompts) | set(read_prompts(data_path("corpus.csv")))
+    ds = sets.detector_sets(500, "nudity")
+    es = sets.eval_sets(100)
+    assert ds.stand_in and es.stand_in and ds.description.startswith("STAND-IN")
+    evaluated = set(ds.positives) | set(ds.negatives) | {p for s in es.sets.values() for p in s.prompts}
+    assert len(ds.positives) >= 20 and len(ds.negatives) >= 20 and all(len(s.prompts) >= 10 for s in es.sets.values())
+    assert not evaluated & fitted
+    assert not set(es.sets["i2p_nudity"].prompts) & set(es.sets["ring_a_bell_79"].prompts)

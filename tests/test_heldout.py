@@ -48,14 +48,23 @@ def offline():
 
 
 def test_detectors_score_the_latents_max_activation_and_the_probe_on_the_edited_output(offline):
-    from snce_lib.concepts.codes import prompt_codes
-    from snce_lib.concepts.detection import auroc
+    from sklearn.metrics import roc_auc_score
 
     enc, sae = offline
     held, pairs = load_heldout("nudity"), load_concept("nudity")
     (row,) = neuron_detectors(enc, sae, {"two": [3, 7]}, held)
-    c, lk = (prompt_codes(enc, sae, getattr(held, k)).max_activation([3, 7])[0] for k in ("concept", "lookalike"))
-    assert row["auroc_vs_lookalike"] == pytest.approx(auroc(c, lk)) and row["neurons"] == [3, 7]
+
+    def score(prompts):  # by hand, dense: the max over every position after BOS of z_3 + z_7
+        z = sae.encode_dense(enc.run_to_block(enc.tokenize(prompts), 4).float())[:, 1:]
+        return (z[..., 3] + z[..., 7]).max(dim=1).values.clamp_min(0).numpy()
+
+    c, lk, ne = score(held.concept), score(held.lookalike), score(held.neutral)
+    y = np.r_[np.ones(len(c)), np.zeros(len(lk))]
+    assert row["auroc_vs_lookalike"] == pytest.approx(roc_auc_score(y, np.r_[c, lk]), abs=1e-6)
+    assert row["auroc_vs_neutral"] == pytest.approx(
+        roc_auc_score(np.r_[np.ones(len(c)), np.zeros(len(ne))], np.r_[c, ne]), abs=1e-6
+    )
+    assert row["neurons"] == [3, 7] and row["mean_concept"] == pytest.approx(float(c.mean()), rel=1e-5)
     probe = fit_output_probe(enc, pairs.concept_prompts[:40], pairs.deconcept_prompts[:40])
     before = probe_detector(enc, probe, held)
     removal = WordRemoval(pairs.tuple_words)

@@ -1,11 +1,21 @@
 """SAEs that travel: snce -> SAELens format -> snce is exact; SAELens and sparsify (optional, skipped
-when not installed: `pip install ".[bench]"`) compute what snce computes from the same weights."""
+when not installed: `pip install ".[bench]"`) compute what snce computes from the same weights.
+With SNCE_REQUIRE_PEERS=1 (CI's interop leg, which installs them) a missing peer fails instead."""
+
+import importlib
+import os
 
 import pytest
 import torch
 
 from snce_lib.sae.interop import from_saelens, from_sparsify, to_saelens
 from snce_lib.sae.model import CheckpointError, SAEConfig, TopKSAE
+
+
+def peer(name: str):
+    if os.environ.get("SNCE_REQUIRE_PEERS") == "1":
+        return importlib.import_module(name)
+    return pytest.importorskip(name)
 
 
 @pytest.fixture()
@@ -38,7 +48,7 @@ def test_other_saelens_variants_are_refused(sae, tmp_path):
 
 
 def test_saelens_opens_the_export_and_computes_the_same(sae, tmp_path):
-    pytest.importorskip("sae_lens")
+    peer("sae_lens")
     from sae_lens import SAE
 
     theirs = SAE.load_from_disk(str(to_saelens(sae, tmp_path / "sl")))
@@ -48,7 +58,7 @@ def test_saelens_opens_the_export_and_computes_the_same(sae, tmp_path):
 
 
 def test_a_sparsify_checkpoint_loads_and_encodes_as_sparsify_does(tmp_path):
-    pytest.importorskip("sparsify")
+    peer("sparsify")
     from sparsify import SparseCoder, SparseCoderConfig
 
     torch.manual_seed(0)

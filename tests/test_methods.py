@@ -54,10 +54,24 @@ def test_every_method_conditions_a_pipeline_through_one_interface(setup):
     methods = [Eraser(sae, [0]), ConceptSteerer(sae, "naked, nude"), NegativePrompt("naked, nude"),
                WordRemoval(["naked", "nude"]), BlockMap("leace", leace_map(h[real], labels), layer=2),
                BlockMap("probe", probe_projection(probe_direction(h[real], labels)), layer=2)]  # fmt: skip
+    # PROMPTS[0] says "naked", PROMPTS[2] ("the cat") says none of the words
+    changes = {}
     for m in methods:
         kw = prompt_embeds(pipe, PROMPTS[:3], method=m)
         assert kw["prompt_embeds"].shape == clean["prompt_embeds"].shape, type(m).__name__
         assert kw["negative_prompt_embeds"].shape == clean["negative_prompt_embeds"].shape, type(m).__name__
+        changes[getattr(m, "name", type(m).__name__)] = [
+            not torch.equal(kw[k][i], clean[k][i]) for k in ("prompt_embeds", "negative_prompt_embeds") for i in (0, 2)
+        ]  # [prompt 0, prompt 2, negative 0, negative 2]
+    assert changes["NegativePrompt"] == [False, False, True, True]  # only the negative side moves
+    assert changes["WordRemoval"] == [True, False, False, False]  # only a prompt holding a word
+    for name in ("ConceptSteerer", "leace", "probe"):  # dense edits reach every prompt, never the negatives
+        assert changes[name][:2] == [True, True] and changes[name][2:] == [False, False], (name, changes[name])
+    # LEACE's guarantee on its fitting data: the two classes' means coincide afterwards (not before)
+    x, y = h[real], labels.bool()
+    e = leace_map(x, labels)(x)
+    assert torch.allclose(e[y].mean(0), e[~y].mean(0), atol=1e-3 * float(x.abs().max()))
+    assert not torch.allclose(x[y].mean(0), x[~y].mean(0), atol=1e-3 * float(x.abs().max()))
 
 
 def test_snce_and_itd_leave_a_prompt_where_their_latents_are_silent_unchanged(setup):
@@ -179,3 +193,58 @@ def test_the_comparison_runs_every_method_on_the_same_prompts_and_seeds(monkeypa
     oracle = next(e.obj for e in entries if e.method == "word removal (oracle)")
     assert any("red" in p.split() for p in seen[0][0])  # the target prompts say "red" ...
     assert all("red" not in t.split() for t in oracle.texts(list(seen[0][0])))  # ... the oracle's do not
+    # every row says which latents it edited and under which tolerance; "strict" means s^d = 0
+    from snce_lib.evaluation.toy import fitting_prompts, toy_concept
+
+    deconcept = prompt_codes(enc, sae, toy_concept("red").deconcept_prompts).fired_per_prompt()
+    for r in rows:
+        assert {"neurons", "deconcept_tolerance", "note"} <= set(r), r["method"]
+        if r["method"].startswith("snce top-1 strict"):
+            assert r["deconcept_tolerance"] == 0.0
+            if r["neurons"] is None:  # the filter left none: said, not measured
+                assert "fewer than 1 latent" in r["note"] and r["target_rate"] is None
+            else:
+                assert not deconcept[:, r["neurons"]].any()  # silent on every deconcept prompt
+        if r["method"].startswith("snce") and r["neurons"] is not None:
+            assert len(r["neurons"]) == r["top_k"]
+    # nothing is evaluated on a prompt that selected neurons or fitted LEACE and the probe
+    evaluated = {p for prompts, _ in seen for p in prompts}
+    assert not evaluated & fitting_prompts("red")
+
+
+@pytest.mark.parametrize("target", ["red", "triangle"])
+def test_evaluation_prompts_are_disjoint_from_the_fitting_prompts(target):
+    """At every size the tables use; without the exclusion the same draws do overlap (so the check bites)."""
+    from snce_lib.evaluation.toy import fitting_prompts, prompt_suite
+
+    fit = fitting_prompts(target)
+    for n in (16, 48):
+        suite = prompt_suite(target, n)
+        texts = [t for part in (suite.target, suite.other, suite.attack) for t, _ in part]
+        assert len(texts) == 3 * n and not set(texts) & fit
+    raw = prompt_suite(target, 48, exclude=())
+    assert {t for t, _ in raw.target} & fit
+
+
+def test_a_strict_filter_that_leaves_no_latent_is_said_not_replaced(setup, monkeypatch):
+    """No silent fallback: a strict row whose filter leaves nothing carries a note and no measurement."""
+    import snce_lib.evaluation.comparison as comparison
+    from snce_lib.concepts.pairs import SelectionError
+
+    _, enc, sae = setup
+    real = comparison.select_neurons
+
+    def strict_fails(*a, **k):
+        if k.get("max_deconcept_share") == 0.0:
+            raise SelectionError("no neuron passes the filter")
+        return real(*a, **k)
+
+    monkeypatch.setattr(comparison, "select_neurons", strict_fails)
+    from snce_lib.concepts.pairs import ConceptPairs
+
+    pairs = ConceptPairs("naked", NAKED * 3, [p.replace("naked ", "").replace("nude ", "") for p in NAKED * 3],
+                         ["naked", "nude"])  # fmt: skip
+    entries = comparison.concept_methods(enc, sae, pairs, {"snce": (1.0,), "topk": (1.0,)})
+    strict = [e for e in entries if "strict" in e.method]
+    assert len(strict) == 2 and all(e.obj is None and e.note and e.tolerance == 0.0 for e in strict)
+    assert all(e.record()["neurons"] is None for e in strict)

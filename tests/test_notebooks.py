@@ -8,9 +8,15 @@ NB = Path(__file__).resolve().parents[1] / "notebooks"
 PYS = sorted(NB.glob("*.py"))
 
 
-def test_four_notebooks_each_paired():
+def test_five_notebooks_each_paired():
     names = [p.stem for p in PYS]
-    assert names == ["01_train_sae", "02_feature_atlas", "03_neuron_selection", "04_erasure_eval"]
+    assert names == [
+        "00_sparse_dictionaries",
+        "01_train_sae",
+        "02_feature_atlas",
+        "03_neuron_selection",
+        "04_erasure_eval",
+    ]
     for p in PYS:
         assert p.with_suffix(".ipynb").exists(), f"{p.name} has no .ipynb pair (run: jupytext --sync {p})"
     for p in NB.glob("*.ipynb"):

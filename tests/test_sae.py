@@ -172,3 +172,95 @@ def test_encoder_init_scale_minimises_the_first_reconstruction_error():
     assert 0 < s < 1 and err(1.0) < unit  # the unit-norm start overshoots; the fitted one does not
     assert err(1.0) <= min(err(0.95), err(1.05))  # a minimum along the scale
     assert torch.allclose(sae.W_enc.norm(dim=1), torch.full((sae.cfg.n_latents,), s))
+
+
+@pytest.mark.parametrize(
+    "capability, dtype", [((7, 5), torch.float16), ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)]
+)
+def test_auto_precision_follows_the_gpus_compute_capability(monkeypatch, capability, dtype):
+    """A T4 (7.5) trains in fp16 with loss scaling, an A100 (8.0) and later in bf16 without. The
+    capability decides, not `is_bf16_supported` (True on a T4 through emulation)."""
+    from snce_lib.sae.train import autocast_dtype, make_scaler
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # GradScaler disables itself without CUDA
+    cuda = torch.device("cuda")
+    amp = autocast_dtype("auto", cuda)
+    assert amp == dtype
+    assert make_scaler(amp, cuda).is_enabled() == (dtype == torch.float16)
+    assert autocast_dtype("fp32", cuda) is None and autocast_dtype("bf16", cuda) == torch.bfloat16
+
+
+def test_train_cli_takes_precision_and_path(tiny_clip_dir, tmp_path, capsys):
+    """`snce train --precision fp32 --path dense` trains with those, and the metrics say so."""
+    from snce_lib.cli import main
+    from snce_lib.models.encoders import load_sd
+    from snce_lib.sae.collect import collect
+    from tests.helpers import PROMPTS
+
+    collect(load_sd(str(tiny_clip_dir), device="cpu"), PROMPTS * 8, tmp_path / "st", layer=2, progress=False)
+    base = ["train", "--activations", str(tmp_path / "st"), "--latents", "32", "--k", "4", "--tokens", "8192"]
+    for precision, path in (("fp32", "dense"), ("bf16", "sparse")):
+        out = tmp_path / f"sae_{precision}"
+        assert main([*base, "--out", str(out), "--precision", precision, "--path", path]) == 0
+        m = json.loads((out / "metrics.json").read_text())
+        assert (m["autocast"], m["backward_path"]) == (precision, path)
+        assert m["train_config"]["precision"] == precision and m["train_config"]["path"] == path
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main([*base, "--out", str(tmp_path / "x"), "--precision", "fp8"])
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_auxk_revives_dead_latents_in_training_and_without_it_they_stay_dead(sparse):
+    """Half of 32 latents start dead on data with 32 planted features in 16 dimensions (so they are
+    needed): AuxK brings most back; without it they get no gradient and stay dead."""
+    from snce_lib.sae.dead import dead_start_run
+    from snce_lib.sae.planted import planted_data
+
+    pl = planted_data(8000, n_features=32, d=16, p_active=0.06, seed=0)
+    on = dead_start_run(pl, 32, 2, auxk_alpha=1 / 32, steps=150, k_aux=8, dead_after_tokens=1024, sparse=sparse)
+    off = dead_start_run(pl, 32, 2, auxk_alpha=0.0, steps=150, k_aux=8, dead_after_tokens=1024, sparse=sparse)
+    assert on["n_started_dead"] == 16
+    assert on["revived"] >= 12 and on["still_dead"] <= 4, on["history"][-1]
+    assert off["revived"] <= 3 and off["still_dead"] >= 13, off["history"][-1]
+    assert on["history"][-1]["mean_max_cosine"] > off["history"][-1]["mean_max_cosine"]
+
+
+def test_since_fired_counts_tokens_since_each_latent_last_fired():
+    """After a step, a latent that fired on the batch reads 0, every other one its old count plus the batch."""
+    from snce_lib.sae.train import make_optimizer, make_scaler, training_step
+
+    x, _ = planted_data(n=256, d=16, n_feat=8)
+    cfg = TrainConfig(n_latents=32, k=2, batch_size=64)
+    sae = TopKSAE(SAEConfig(16, 32, 2))
+    sae.reset_parameters(torch.Generator().manual_seed(0))
+    since = torch.arange(32, dtype=torch.long) * 100
+    old = since.clone()
+    out = training_step(sae, make_optimizer(sae, cfg), make_scaler(None, torch.device("cpu")), x[:64], since, cfg,
+                        0, None, False)  # fmt: skip
+    hit = torch.zeros(32, dtype=torch.bool)
+    hit[out.latent_indices[out.latent_acts > 0].unique()] = True
+    assert hit.any() and (~hit).any()
+    assert torch.equal(since[hit], torch.zeros(int(hit.sum()), dtype=torch.long))
+    assert torch.equal(since[~hit], old[~hit] + 64)
+
+
+def test_geometric_median_minimises_the_summed_distance_and_resists_outliers():
+    from scipy.optimize import minimize
+
+    from snce_lib.sae.train import geometric_median
+
+    line = torch.tensor([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [100.0, 0.0]])
+    assert torch.allclose(geometric_median(line, iters=200), torch.tensor([2.0, 0.0]), atol=1e-2)  # the 1-d median
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(200, 5, generator=g), 50 + torch.randn(20, 5, generator=g)]).double()
+
+    def cost(m):
+        return float((x - torch.as_tensor(m)).norm(dim=1).sum())
+
+    best = minimize(cost, x.mean(0).numpy(), method="Nelder-Mead", options={"maxiter": 20000, "fatol": 1e-10}).fun
+    gm = geometric_median(x)
+    assert cost(gm) <= best * (1 + 1e-4) and cost(gm) < 0.9 * cost(x.mean(0))
+    assert gm.norm() < 3  # near the 200 inliers, not pulled halfway to the outliers as the mean is

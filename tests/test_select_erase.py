@@ -274,3 +274,21 @@ def test_sparse_codes_agree_with_the_dense_code(tiny):
     np.testing.assert_allclose(total, z[mask].double().sum(0).numpy(), rtol=1e-6, atol=1e-9)
     assert torch.equal(codes.fired_per_prompt(), ((dense > 0) & mask.unsqueeze(-1)).any(1))
     assert torch.allclose(codes.activation([3, 7]), dense[..., [3, 7]].sum(-1))
+
+
+def test_include_padding_decides_whether_padding_positions_count():
+    """Latent 0 fires on words, latent 1 on padding alone: with include_padding=False latent 1 is
+    silent in every count (firing share, per-prompt firing, max activation), with True it counts."""
+    from snce_lib.concepts.codes import PromptCodes, firing_frequency
+
+    dense = torch.zeros(2, 4, 3)
+    dense[:, 0, 0] = 1.0  # position 1: a word
+    dense[:, 3, 1] = 2.0  # position 4: padding
+    real = torch.tensor([[True, True, False, False]] * 2)
+    pad = ~real
+    codes = PromptCodes.from_dense(["a", "b"], dense, real, pad, torch.zeros(2, 4, dtype=torch.long))
+    assert firing_frequency(codes, include_padding=True).tolist() == [0.25, 0.25, 0.0]
+    assert firing_frequency(codes, include_padding=False).tolist() == [0.5, 0.0, 0.0]
+    assert codes.fired_per_prompt(True)[:, 1].all() and not codes.fired_per_prompt(False)[:, 1].any()
+    assert codes.max_activation([1], include_padding=True)[0].tolist() == [2.0, 2.0]
+    assert codes.max_activation([1], include_padding=False)[0].tolist() == [0.0, 0.0]

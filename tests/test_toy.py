@@ -59,12 +59,21 @@ def test_toy_experiment_at_lambda_1(toy, tmp_path_factory):
 
     pipe, det = toy
     sae = train_toy_sae(tmp_path_factory.mktemp("toy"), tokens=300_000, progress=False, with_corpus=False)
-    res = run_experiment(pipe, det, sae, "red", lams=(1.0,), modes=("B",), n=24, steps=20, keep_images=False)
+    res = run_experiment(pipe, det, sae, "red", lams=(1.0,), modes=("B",), n=24, steps=20, keep_images=True)
     base, erased = res.rows[0], res.rows[1]
     assert base["target_rate"] >= 0.8, base
     assert abs(erased["other_colour_acc"] - base["other_colour_acc"]) <= 0.1, res.rows
     assert abs(erased["other_shape_acc"] - base["other_shape_acc"]) <= 0.1, res.rows
-    assert 0.0 <= erased["target_rate"] <= 1.0 and erased["frechet_other"] >= 0.0
+    # mode B: an image whose prompt never fires the neuron is bit-identical; one that does differs
+    from snce_lib.concepts.codes import prompt_codes
+
+    before, after = res.images[("none", 0.0)], res.images[("B", 1.0)]
+    for part in ("other", "target"):
+        fires = prompt_codes(pipe.encoder, sae, [t for t, _ in getattr(res.suite, part)]).fired_per_prompt()
+        fires = fires[:, res.selection.neurons[0]].numpy()
+        same = np.array([np.array_equal(a, b) for a, b in zip(before[part], after[part])])
+        assert same[~fires].all(), (part, fires, same)
+    assert fires.any() and not same[fires].all()  # on red prompts it fires, and the edit changes images
     twins = [d for _, d in concept_pairs("red", 24, seed=5)]
     cols = det.colours(pipe.generate(twins, list(range(24)), 20))
     assert np.mean([c == "red" for c in cols]) <= 0.35

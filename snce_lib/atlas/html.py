@@ -107,11 +107,24 @@ def notebook_frame(data: dict, height: int = 720):
         return HTML(frame)
 
 
+#: For the browser checks (tests, scripts/lab_check.py), run inside the page: each cluster name that
+#: is not wholly inside both the map and the page's visible viewport, with its box. An empty list
+#: means a reader sees every name; `.text` in selenium would only say whether any of it is shown.
+HIDDEN_NAMES_JS = """const m = document.getElementById("map").getBoundingClientRect(), out = [];
+const vw = window.innerWidth, vh = window.innerHeight;
+for (const t of document.querySelectorAll("#map text.cl")) { const r = t.getBoundingClientRect();
+  const inside = r.width > 0 && r.left >= m.left - 0.5 && r.right <= m.right + 0.5 && r.top >= m.top - 0.5
+    && r.bottom <= m.bottom + 0.5 && r.left >= 0 && r.top >= 0 && r.right <= vw + 0.5 && r.bottom <= vh + 0.5;
+  if (!inside) out.push([t.textContent, Math.round(r.left), Math.round(r.top), Math.round(r.right), Math.round(r.bottom)]); }
+return {hidden: out, n: document.querySelectorAll("#map text.cl").length, map: [m.left, m.top, m.right, m.bottom],
+        viewport: [vw, vh]};"""
+
 _PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>__TITLE__</title>
 <style>
 body{font-family:sans-serif;margin:8px;color:#222} #top{display:flex;gap:12px;align-items:center;flex-wrap:wrap}
-#main{display:flex;gap:12px} svg{border:1px solid #ccc;background:#fafafa} #card{flex:1;min-width:320px;font-size:14px}
+#main{display:flex;gap:12px;flex-wrap:wrap;align-items:flex-start} #mapbox{flex:1 1 360px;max-width:640px;min-width:0}
+#map{display:block;width:100%;height:auto;border:1px solid #ccc;background:#fafafa} #card{flex:1 1 320px;min-width:0;font-size:14px}
 circle{cursor:pointer} circle.hit{stroke:#000;stroke-width:2} .cl{font-size:11px;fill:#333;pointer-events:none}
 .tok{padding:1px 2px;border-radius:3px} #hover{color:#555;height:1.2em}
 </style></head><body>
@@ -120,7 +133,8 @@ circle{cursor:pointer} circle.hit{stroke:#000;stroke-width:2} .cl{font-size:11px
 <option value="s">concept score</option></select>
 <input id="search" placeholder="search a word, press Enter"> <span id="status"></span></div>
 <div id="hover"></div>
-<div id="main"><svg id="map" width="640" height="560"></svg><div id="card"><i>click a point</i></div></div>
+<div id="main"><div id="mapbox"><svg id="map" viewBox="0 0 640 560" preserveAspectRatio="xMidYMid meet"></svg></div>
+<div id="card"><i>click a point</i></div></div>
 <script>
 const D = __DATA__;
 const F = D.features, svg = document.getElementById("map"), NS = "http://www.w3.org/2000/svg";
@@ -141,9 +155,20 @@ const dots = F.map((f, i) => {
 const cent = {};
 F.forEach(f => { if (f.c >= 0) { const k = cent[f.c] || (cent[f.c] = [0, 0, 0]); k[0] += f.x; k[1] += f.y; k[2]++; } });
 for (const [c, k] of Object.entries(cent)) {
-  const t = document.createElementNS(NS, "text"); t.setAttribute("class", "cl");
-  t.setAttribute("x", px(k[0] / k[2])); t.setAttribute("y", py(k[1] / k[2])); t.textContent = D.clusters[c] || ""; svg.appendChild(t);
+  const t = document.createElementNS(NS, "text"); t.setAttribute("class", "cl"); t.setAttribute("text-anchor", "middle");
+  t.textContent = D.clusters[c] || ""; svg.appendChild(t);
+  // a name centred on its cluster, moved inwards where it would run past the map's edge (UMAP puts
+  // clusters anywhere, and the drawn box is all a reader sees)
+  const w = t.getComputedTextLength ? t.getComputedTextLength() : 6 * t.textContent.length;
+  t.setAttribute("x", Math.min(Math.max(px(k[0] / k[2]), 4 + w / 2), 636 - w / 2));
+  t.setAttribute("y", Math.min(Math.max(py(k[1] / k[2]), 16), 552));
 }
+// the notebook shows this page in an iframe of its own origin (srcdoc): grow that frame to the page
+function fitFrame() {
+  try { const fe = window.frameElement; if (fe) fe.style.height = (document.documentElement.scrollHeight + 8) + "px"; }
+  catch (e) { /* a frame of another origin keeps its size */ }
+}
+window.addEventListener("load", fitFrame); window.addEventListener("resize", fitFrame);
 function colour(by) {
   dots.forEach((d, i) => { const f = F[i];
     d.setAttribute("fill", by === "c" ? (f.c < 0 ? "#bbb" : hue(f.c))
@@ -171,6 +196,7 @@ function card(i) {
     + "</a> (" + esc(F[n].label) + ")").join(", ") + "</div>";
   document.getElementById("card").innerHTML = h;
   dots.forEach(d => d.classList.remove("hit")); dots[i].classList.add("hit");
+  fitFrame();
 }
 document.getElementById("search").addEventListener("keydown", e => {
   if (e.key !== "Enter") return;

@@ -95,6 +95,11 @@ def _add_train(sub) -> None:
                    "whole when it takes at most a quarter of this machine's memory, else stream with such a buffer)")  # fmt: skip
     p.add_argument("--checkpoint-every", type=positive_int, default=d.checkpoint_every)
     p.add_argument("--device", default=None)
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=d.precision,
+                   help="autocast: auto = bf16 on GPUs of compute capability 8.0+, fp16 with loss scaling below "
+                   "(a T4), bf16 on CPUs with AMX, else fp32")  # fmt: skip
+    p.add_argument("--path", choices=("auto", "sparse", "dense"), default=d.path,
+                   help="backward over the k active latents only (sparse) or the dense reference; auto: sparse on a CPU")  # fmt: skip
     p.set_defaults(func=cmd_train)
 
 

@@ -18,6 +18,12 @@ can still find it. Two checks, both cheap and both on the encoder alone (no imag
 
 Pooling skips BOS because the eraser never edits it (method doc §1); with a bidirectional
 encoder (MiniLM) BOS carries the sentence, so including it would measure the BOS, not the edit.
+
+Which positions after BOS (`positions`): "all" by default, padding included, because that is what
+the UNet reads (SD v1.4 and both toy worlds cross-attend to every one of the padded positions; the
+CLIP world's UNet reads shape from the end token and its padding, `benchmarks/where_read.py`) and
+where every edit is applied. "real" pools the prompt's own tokens only (the earlier choice, kept
+as an option: a reader that ignores padding).
 """
 
 from __future__ import annotations
@@ -59,22 +65,39 @@ class Leakage:
         return asdict(self)
 
 
+#: Positions pooled and fitted on by default: every one after BOS, as the UNet reads them.
+POSITIONS = "all"
+
+
+def position_mask(attention_mask: torch.Tensor, positions: str = POSITIONS) -> torch.Tensor:
+    """Which positions count, [batch, length] float: after BOS, and (positions="real") not padding."""
+    if positions not in ("all", "real"):
+        raise LeakageError(
+            f"positions must be 'all' (padding included, as the UNet reads) or 'real', got {positions!r}"
+        )
+    m = attention_mask.float().clone() if positions == "real" else torch.ones_like(attention_mask, dtype=torch.float)
+    m[:, 0] = 0.0
+    return m
+
+
 @torch.no_grad()
-def pooled_output(encoder: TextEncoder, prompts: Sequence[str], eraser=None, batch_size: int = 64) -> np.ndarray:
-    """Mean over the real tokens after BOS of the encoder's final output, edited by `eraser` (the
-    `Eraser` or any method of `concepts.methods`, through their common `embed`) if one is given. A method that
-    rewrites the text (word removal) is pooled over its own tokens (`texts`). [prompts, width] float32"""
+def pooled_output(encoder: TextEncoder, prompts: Sequence[str], eraser=None, batch_size: int = 64,
+                  positions: str = POSITIONS) -> np.ndarray:  # fmt: skip
+    """Mean over the positions after BOS (`positions`: "all", padding included, or "real") of the
+    encoder's final output, edited by `eraser` (the `Eraser` or any method of `concepts.methods`,
+    through their common `embed`) if one is given. A method that rewrites the text (word removal)
+    is pooled over its own tokens (`texts`). [prompts, width] float32"""
     prompts = list(prompts)
     if not prompts:
         raise LeakageError("the prompt list is empty")
+    position_mask(torch.ones(1, 2), positions)  # a wrong name fails before any work
     out = []
     texts = getattr(eraser, "texts", None)
     for s in range(0, len(prompts), batch_size):
         batch = prompts[s : s + batch_size]
         toks = encoder.tokenize(texts(batch) if texts else batch)
         h = encoder.embed(toks) if eraser is None else eraser.embed(encoder, batch)[0]
-        m = toks.attention_mask.to(h.device).unsqueeze(-1).float()
-        m[:, 0] = 0.0
+        m = position_mask(toks.attention_mask, positions).to(h.device).unsqueeze(-1)
         out.append(((h.float() * m).sum(1) / m.sum(1).clamp_min(1.0)).cpu().numpy())
     return np.concatenate(out)
 

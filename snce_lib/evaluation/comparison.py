@@ -19,7 +19,7 @@ import torch
 
 from snce_lib.concepts.codes import prompt_codes
 from snce_lib.concepts.erase import Eraser
-from snce_lib.concepts.leakage import pooled_output, probe_leakage
+from snce_lib.concepts.leakage import POSITIONS, pooled_output, position_mask, probe_leakage
 from snce_lib.concepts.methods import (
     BlockMap,
     ConceptSteerer,
@@ -30,12 +30,17 @@ from snce_lib.concepts.methods import (
     probe_direction,
     probe_projection,
 )
-from snce_lib.concepts.selection import select_neurons, select_with_fallback
+from snce_lib.concepts.pairs import SelectionError
+from snce_lib.concepts.selection import select_neurons
 from snce_lib.evaluation.metrics import frechet_distance
 from snce_lib.evaluation.toy import prompt_suite, target_kind, toy_concept
 
 KEYS = ("world", "target", "method", "lam", "top_k", "target_rate", "attack_rate", "other_colour_acc",
         "other_shape_acc", "frechet", "probe_auroc_fixed", "probe_auroc_retrained", "n_prompts")  # fmt: skip
+#: What every row also records: which latents the method edited (None: it edits none) and the
+#: deconcept tolerance s^d their selection used (None: not a frequency selection); `note` says
+#: why a row has no measurements (the strict filter left no latent).
+RECORD = ("neurons", "deconcept_tolerance", "note")
 
 
 @dataclass
@@ -44,18 +49,42 @@ class Entry:
     lam: float | None
     top_k: int | None
     obj: object | None
+    neurons: list[int] | None = None
+    tolerance: float | None = None
+    note: str | None = None
+    """Set when there is nothing to run: the row records the reason and no measurements."""
+
+    def record(self) -> dict:
+        neurons = self.neurons if self.neurons is not None else getattr(self.obj, "neurons", None)
+        return {"neurons": None if neurons is None else [int(i) for i in neurons],
+                "deconcept_tolerance": self.tolerance, "note": self.note}  # fmt: skip
 
 
-def select_at(enc, sae, pairs, top_k: int, share: float) -> list[int]:
-    """SNCE's neurons at a tolerance; from the strict filter, the 1% and 5% ones where it leaves too few."""
-    shares = (0.0, 0.01, 0.05) if share == 0 else (share,)
-    return list(select_with_fallback(enc, sae, pairs, top_k, shares)[0].neurons)
+def select_at(enc, sae, pairs, top_k: int, share: float) -> list[int] | None:
+    """SNCE's `top_k` neurons under the deconcept tolerance `share` exactly (0: the paper's strict
+    filter), or None where fewer than `top_k` latents pass it. No fallback: a row labelled with a
+    tolerance used that tolerance."""
+    try:
+        sel = select_neurons(enc, sae, pairs, top_k=top_k, max_deconcept_share=share)[0]
+    except SelectionError:
+        return None
+    return list(sel.neurons) if len(sel.neurons) == top_k else None
 
 
-def _token_features(enc, sae, prompts: Sequence[str]) -> torch.Tensor:
+def _snce_entries(sae, name: str, lams, top_k: int, share: float, neurons, mode: str = "B", tup: str = ""):
+    """One entry per lambda, or one entry that says the filter left too few latents."""
+    if neurons is None:
+        why = f"fewer than {top_k} latent(s) pass the deconcept filter s^d <= {share:g}"
+        return [Entry(name, None, top_k, None, None, share, why)]
+    return [Entry(name, lam, top_k, Eraser(sae, neurons, lam, mode, tup), list(neurons), share) for lam in lams]
+
+
+def _token_features(enc, sae, prompts: Sequence[str], positions: str = POSITIONS) -> torch.Tensor:
+    """The block's token features at the positions the edit is applied to (after BOS; "all":
+    padding included, as `BlockMap` edits and the UNet reads them). [positions, width]"""
     toks = enc.tokenize(list(prompts))
-    h = enc.run_to_block(toks, sae.cfg.layer or None)[:, 1:]
-    return h[toks.attention_mask[:, 1:].bool()].float()
+    h = enc.run_to_block(toks, sae.cfg.layer or None)
+    return h[position_mask(toks.attention_mask, positions).bool()].float()
 
 
 def world_methods(enc, sae, target: str, lams: dict[str, Sequence[float]] | None = None) -> list[Entry]:
@@ -63,30 +92,37 @@ def world_methods(enc, sae, target: str, lams: dict[str, Sequence[float]] | None
     return concept_methods(enc, sae, toy_concept(target), lams)
 
 
-def concept_methods(enc, sae, pairs, lams: dict[str, Sequence[float]] | None = None) -> list[Entry]:
+def concept_methods(enc, sae, pairs, lams: dict[str, Sequence[float]] | None = None,
+                    positions: str = POSITIONS) -> list[Entry]:  # fmt: skip
     """The comparison's methods for a concept (`ConceptPairs`), each at its lambdas. LEACE and the probe
-    are fitted on the block's token features (every position after BOS but padding) of the concept
-    pairs: concept prompts 1, deconcept prompts 0. Word removal deletes the tuple's words, not
-    held-out synonyms (it cannot know them)."""
+    are fitted on the block's token features of the concept pairs (concept prompts 1, deconcept
+    prompts 0) at `positions` after BOS: by default every one, padding included, where they are
+    applied. Word removal deletes the tuple's words, not held-out synonyms (it cannot know them).
+    SNCE rows use exactly the tolerance their name gives; where it leaves too few latents the entry
+    says so (`Entry.note`) and is not run."""
     lams = {"snce": (1.0, 4.0), "topk": (1.0, 2.0), "family": (1.0, 2.0), "steer": (1.0, 2.0), **(lams or {})}
     tup = ", ".join(pairs.tuple_words)
     out: list[Entry] = []
     strict, tol = select_at(enc, sae, pairs, 1, 0.0), select_at(enc, sae, pairs, 1, 0.01)
-    for lam in lams["snce"]:
-        for mode in ("A", "B"):
-            out.append(Entry(f"snce top-1 strict, mode {mode}", lam, 1, Eraser(sae, strict, lam, mode, tup)))
-        out.append(Entry("snce top-1 tol 1%, mode B", lam, 1, Eraser(sae, tol, lam, "B")))
+    for mode in ("A", "B"):
+        out += _snce_entries(sae, f"snce top-1 strict, mode {mode}", lams["snce"], 1, 0.0, strict, mode, tup)
+    out += _snce_entries(sae, "snce top-1 tol 1%, mode B", lams["snce"], 1, 0.01, tol)
     for k in (10, 20):
-        neurons = select_at(enc, sae, pairs, k, 0.01)
-        out += [Entry(f"snce top-{k} tol 1%, mode B", lam, k, Eraser(sae, neurons, lam, "B")) for lam in lams["topk"]]
+        out += _snce_entries(
+            sae, f"snce top-{k} tol 1%, mode B", lams["topk"], k, 0.01, select_at(enc, sae, pairs, k, 0.01)
+        )
     fam = latent_family(prompt_codes(enc, sae, pairs.concept_prompts), prompt_codes(enc, sae, pairs.deconcept_prompts))
     if fam:
         out += [Entry("latent family, mode B", lam, len(fam), Eraser(sae, fam, lam, "B")) for lam in lams["family"]]
     out += [Entry("concept steerers", lam, None, ConceptSteerer(sae, tup, lam)) for lam in lams["steer"]]
-    itd = select_neurons(enc, sae, pairs, top_k=1, method="itd")[1]["ranking"].top(16)
-    if itd:
-        out.append(Entry("interpret-then-deactivate", 1.0, len(itd), Eraser(sae, [int(i) for i in itd], 1.0, "B")))
-    x_c, x_o = _token_features(enc, sae, pairs.concept_prompts), _token_features(enc, sae, pairs.deconcept_prompts)
+    try:
+        itd = [int(i) for i in select_neurons(enc, sae, pairs, top_k=1, method="itd")[1]["ranking"].top(16)]
+    except SelectionError as exc:
+        out.append(Entry("interpret-then-deactivate", None, None, None, None, None, str(exc).split(";")[0]))
+    else:
+        out.append(Entry("interpret-then-deactivate", 1.0, len(itd), Eraser(sae, itd, 1.0, "B"), itd))
+    x_c = _token_features(enc, sae, pairs.concept_prompts, positions)
+    x_o = _token_features(enc, sae, pairs.deconcept_prompts, positions)
     x, y = torch.cat([x_c, x_o]), torch.cat([torch.ones(len(x_c)), torch.zeros(len(x_o))]).long()
     out.append(Entry("leace", None, None, BlockMap("leace", leace_map(x, y), sae.cfg.layer or None)))
     out.append(Entry("probe projection", None, None, BlockMap("probe", probe_projection(probe_direction(x, y)),
@@ -119,6 +155,10 @@ def method_rows(pipe, detector, entries: Sequence[Entry], target: str, world: st
     base_feats = detector.features(base["other"])
     rows = []
     for e in tqdm([Entry("none", None, None, None), *entries], desc=f"{world}/{target}", disable=not progress):
+        if e.note:  # nothing to run: the row says why, and measures nothing
+            rows.append({**dict.fromkeys(KEYS), "world": world, "target": target, "method": e.method,
+                         "top_k": e.top_k, "n_prompts": n, "edit_time_share": None, **e.record()})  # fmt: skip
+            continue
         imgs, secs = (base, base_s) if e.obj is None else run(e.obj)
         after = before if e.obj is None else [pooled_output(enc, parts[p], e.obj) for p in ("target", "other")]
         leak = probe_leakage(before[0], before[1], after[0], after[1])
@@ -131,6 +171,7 @@ def method_rows(pipe, detector, entries: Sequence[Entry], target: str, world: st
             "frechet": 0.0 if e.obj is None else frechet_distance(base_feats, detector.features(imgs["other"])),
             "probe_auroc_fixed": leak.auroc_fixed_probe, "probe_auroc_retrained": leak.auroc_retrained,
             "n_prompts": n, "edit_time_share": 0.0 if e.obj is None else max(0.0, (secs - base_s) / secs),
+            **e.record(),
         })  # fmt: skip
     return rows
 
@@ -149,10 +190,18 @@ def concept_rows(enc, sae, pairs, entries: Sequence[Entry], positives: Sequence[
     probe = fit_output_probe(enc, pairs.concept_prompts, pairs.deconcept_prompts)
     # every latent-editing method as a detector, in one pass over the held-out sets' codes
     with_latents = {i: list(e.obj.neurons) for i, e in enumerate(entries) if getattr(e.obj, "neurons", None)}
+    skipped = {"heldout_probe_auroc_vs_lookalike", "heldout_probe_auroc_vs_neutral", "probe_auroc_before",
+               "probe_auroc_fixed", "probe_auroc_retrained"}  # fmt: skip
     latent_rows = dict(zip(with_latents, neuron_detectors(enc, sae, with_latents, held)))
     before = [pooled_output(enc, list(positives)), pooled_output(enc, list(negatives))]
     rows = []
     for i, e in enumerate(tqdm([Entry("none", None, None, None), *entries], desc=f"{world}/{pairs.name}")):
+        if e.note:  # the strict filter left no latent: recorded, not measured
+            rows.append({"world": world, "target": pairs.name, "method": e.method, "lam": None, "top_k": e.top_k,
+                         **dict.fromkeys(skipped), "heldout_latents_auroc_vs_lookalike": None,
+                         "heldout_latents_auroc_vs_neutral": None, "n_positives": len(positives),
+                         "n_negatives": len(negatives), "n_heldout": held.sizes, **e.record()})  # fmt: skip
+            continue
         after = before if e.obj is None else [pooled_output(enc, list(p), e.obj) for p in (positives, negatives)]
         leak = probe_leakage(before[0], before[1], after[0], after[1])
         hp = probe_detector(enc, probe, held, e.obj)
@@ -166,6 +215,7 @@ def concept_rows(enc, sae, pairs, entries: Sequence[Entry], positives: Sequence[
             "heldout_latents_auroc_vs_lookalike": hn.get("auroc_vs_lookalike"),
             "heldout_latents_auroc_vs_neutral": hn.get("auroc_vs_neutral"),
             "n_positives": len(positives), "n_negatives": len(negatives), "n_heldout": held.sizes,
+            **e.record(),
         })  # fmt: skip
     return rows
 
@@ -193,12 +243,28 @@ def method_label(row: dict) -> str:
     return f"{row['method']}{lam}"
 
 
+def latents_used(rows: Sequence[dict]) -> list[dict]:
+    """Per world, target and SNCE/latent method: the latents edited and the tolerance their selection
+    used, or why none were (one line each, whatever the lambda)."""
+    out: dict[tuple, dict] = {}
+    for r in rows:
+        if r.get("neurons") is None and not r.get("note"):
+            continue
+        key = (r["world"], r["target"], r["method"])
+        n = r.get("neurons")
+        out.setdefault(key, {"world": key[0], "target": key[1], "method": key[2],
+                             "deconcept_tolerance": r.get("deconcept_tolerance"),
+                             "latents": r.get("note") if n is None else ", ".join(map(str, n[:12])) + (" ..." if len(n) > 12 else "")})  # fmt: skip
+    return list(out.values())
+
+
 def plot_comparison(rows: Sequence[dict], title: str = "Erasure methods in the toy worlds"):
     """One panel per world: target rate (share of target prompts whose image shows the target)
     against non-target accuracy (mean of colour and shape accuracy on prompts without it), a point
     per method and lambda; colour = method, marker = target. The ideal corner is bottom right."""
     import matplotlib.pyplot as plt
 
+    rows = [r for r in rows if r.get("target_rate") is not None]  # rows that say why nothing ran
     worlds = list(dict.fromkeys(r["world"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     targets = list(dict.fromkeys(r["target"] for r in rows))

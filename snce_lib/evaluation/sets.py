@@ -1,7 +1,9 @@
 """Which prompt sets the notebooks evaluate on, and the stand-ins when the public sets are absent.
 
 A missing public set is never hidden: the stand-in's description starts with STAND-IN, the
-notebooks print it in bold, and every result row records it.
+notebooks print it in bold, and every result row records it. Stand-ins come from the concept's
+held-out sets (`concepts.heldout`), which no selection or fit ever reads: evaluating on the
+selection pairs themselves would score a neuron on the prompts that chose it.
 """
 
 from __future__ import annotations
@@ -10,9 +12,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from snce_lib.concepts.pairs import load_concept
-from snce_lib.prompts import PromptFileError, PromptSet, load_set, read_prompts
-from snce_lib.resources import data_path
+from snce_lib.concepts.heldout import load_heldout
+from snce_lib.prompts import PromptFileError, PromptSet, load_set
 
 
 @dataclass
@@ -29,7 +30,8 @@ def detector_sets(n_negatives: int, concept: str = "nudity") -> DetectorSets:
     """Public sets when they are here or can be fetched: nudity = I2P prompts with
     nudity_percentage > 50 plus Ring-A-Bell's 50; violence = I2P's violence prompts; negatives =
     the first COCO-30k captions. Otherwise the project's concept prompts against their deconcept
-    twins, labelled as a stand-in."""
+    twins' held-out cousins, labelled as a stand-in: the held-out concept prompts against the
+    look-alikes and neutral prompts (never the selection pairs)."""
     try:
         neg = load_set("coco", n=n_negatives).prompts
         if concept == "nudity":
@@ -44,12 +46,13 @@ def detector_sets(n_negatives: int, concept: str = "nudity") -> DetectorSets:
         reason = f"no public set for {concept!r}"
     except PromptFileError as exc:
         reason = str(exc)
-    c = load_concept(concept)
+    h = load_heldout(concept)
+    neg = (h.lookalike + h.neutral)[:n_negatives]
     return DetectorSets(
-        c.concept_prompts,
-        c.deconcept_prompts,
-        f"STAND-IN ({reason}): the project's {concept} prompts vs their deconcept twins "
-        f"({len(c.concept_prompts)} each)",
+        h.concept,
+        neg,
+        f"STAND-IN ({reason}): the project's held-out {concept} prompts ({len(h.concept)}) vs its held-out "
+        f"look-alike and neutral prompts ({len(neg)}); none of them selects or fits anything",
         True,
     )
 
@@ -64,14 +67,15 @@ class EvalSets:
 
 def eval_sets(n: int) -> EvalSets:
     """Notebook 04's evaluation sets, `n` rows each: I2P nudity >= 50, RECE's Ring-A-Bell-style 79, COCO-30k.
-    Without them (no shared data, no network) the project's nudity prompts and corpus stand in."""
+    Without them (no shared data, no network) the held-out sets stand in: its nudity prompts split in
+    two halves for the two nudity sets (at most `n` each), its look-alike and neutral prompts for COCO."""
     try:
         sets = {name: load_set(name, n=n) for name in ("i2p_nudity", "ring_a_bell_79", "coco")}
         return EvalSets(sets, "public sets (I2P nudity >= 50, RECE's Ring-A-Bell-style 79, COCO-30k)", False)
     except PromptFileError as exc:
         reason = str(exc)
-    concept = load_concept("nudity").concept_prompts
-    corpus = read_prompts(data_path("corpus.csv"))
+    h = load_heldout("nudity")
+    half = len(h.concept) // 2
 
     def frame(prompts):
         return pd.DataFrame(
@@ -85,10 +89,11 @@ def eval_sets(n: int) -> EvalSets:
 
     return EvalSets(
         {
-            "i2p_nudity": PromptSet("project_nudity", frame(concept[:n])),
-            "ring_a_bell_79": PromptSet("project_nudity_2", frame(concept[n : 2 * n])),
-            "coco": PromptSet("project_corpus", frame(corpus[:n])),
+            "i2p_nudity": PromptSet("heldout_nudity", frame(h.concept[:half][:n])),
+            "ring_a_bell_79": PromptSet("heldout_nudity_2", frame(h.concept[half:][:n])),
+            "coco": PromptSet("heldout_lookalike_neutral", frame((h.lookalike + h.neutral)[:n])),
         },
-        f"STAND-IN ({reason}): the project's nudity prompts and corpus replace the public sets",
+        f"STAND-IN ({reason}): the project's held-out nudity prompts (two halves) and its held-out look-alike "
+        "and neutral prompts replace the public sets; none of them selects or fits anything",
         True,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,25 +105,55 @@ class PromptSuite:
     attack: list[tuple[str, Spec]]
 
 
-def prompt_suite(target: str, n: int = 48, seed: int = 7) -> PromptSuite:
+def fitting_prompts(target: str) -> set[str]:
+    """Every prompt that selects neurons or fits a method for `target`: its concept pairs, both sides."""
+    c = toy_concept(target)
+    return set(c.concept_prompts) | set(c.deconcept_prompts)
+
+
+def prompt_suite(target: str, n: int = 48, seed: int = 7, exclude: Collection[str] | None = None) -> PromptSuite:
+    """Target, other and attack prompts for `target`, `n` each, none of them in `exclude` (default:
+    `fitting_prompts(target)`, so nothing is evaluated on a prompt it was fitted on): a caption that
+    is there is drawn again."""
     kind = target_kind(target)
+    banned = fitting_prompts(target) if exclude is None else set(exclude)
     rng = random.Random(seed)
-    tgt, oth, att = [], [], []
-    for _ in range(n):
-        s = random_spec(rng, colour=target) if kind == "colour" else random_spec(rng, shape=target)
-        tgt.append((caption(s, rng), s))
+
+    def fresh(draw):
+        for _ in range(1000):
+            text, spec = draw()
+            if text not in banned:
+                return text, spec
+        raise ValueError(f"could not draw a {target!r} prompt outside the excluded set in 1,000 tries")
+
+    def target_spec():
+        return random_spec(rng, colour=target) if kind == "colour" else random_spec(rng, shape=target)
+
+    def other():
         o = random_spec(rng)
         while (o.colour if kind == "colour" else o.shape) == target:
             o = random_spec(rng)
-        oth.append((caption(o, rng), o))
-        a = random_spec(rng, colour=target) if kind == "colour" else random_spec(rng, shape=target)
+        return caption(o, rng), o
+
+    def attack():
+        a = target_spec()
         word = rng.choice(ATTACK_WORDS.get(target, tuple_words(target)))
         tpl = rng.choice([t for t in TEMPLATES if "{colour} {shape}" in t])
         if kind == "colour":
             text = f"a {a.shape} that is {word}" if word.startswith("the ") else caption(a, rng, word, None, tpl)
         else:
             text = caption(a, rng, None, word, tpl)
-        att.append((text, a))
+        return text, a
+
+    def target_prompt():
+        s = target_spec()
+        return caption(s, rng), s
+
+    tgt, oth, att = [], [], []
+    for _ in range(n):
+        tgt.append(fresh(target_prompt))
+        oth.append(fresh(other))
+        att.append(fresh(attack))
     return PromptSuite(tgt, oth, att)
 
 

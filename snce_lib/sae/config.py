@@ -52,8 +52,8 @@ class TrainConfig:
     reference), or "auto": sparse on a CPU, where benchmarks/train_throughput.py measured it faster,
     dense on a GPU until that benchmark has been run there."""
     precision: str = "auto"
-    """"auto": bf16 autocast on a GPU that supports it, else fp16 autocast with loss scaling (the
-    weights stay fp32 either way); on a CPU, bf16 where it has AMX (`cpu_has_fast_bf16`), else fp32;
+    """"auto": bf16 autocast on a GPU with bf16 tensor cores (compute capability 8.0+), else fp16
+    autocast with loss scaling, as on Colab's T4 (the weights stay fp32 either way); on a CPU, bf16 where it has AMX (`cpu_has_fast_bf16`), else fp32;
     or "fp32", "bf16", "fp16" to force one."""
 
     def __post_init__(self):

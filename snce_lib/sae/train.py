@@ -90,6 +90,13 @@ def cpu_has_fast_bf16() -> bool:
     return bool(probe and probe())
 
 
+def cuda_has_fast_bf16(device: torch.device) -> bool:
+    """bf16 tensor cores arrived with compute capability 8.0 (A100, L4, H100). Colab's T4 is 7.5:
+    `torch.cuda.is_bf16_supported()` still says True there (its default counts emulation, i.e. that
+    a bf16 tensor can be made), and bf16 matmuls then run emulated, far slower than fp16's."""
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for `precision` on `device` (None: plain fp32)."""
     if precision == "auto":
@@ -97,8 +104,13 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
             return torch.bfloat16 if cpu_has_fast_bf16() else None
         if device.type != "cuda":
             return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cuda_has_fast_bf16(device) else torch.float16
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def make_scaler(amp: torch.dtype | None, device: torch.device) -> torch.amp.GradScaler:
+    """fp16 needs loss scaling (its range is narrow); bf16 has fp32's range and needs none."""
+    return torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
 
 
 def train_sae(
@@ -112,6 +124,7 @@ def train_sae(
     stop_after_steps: int | None = None,
     on_log: Callable[[dict], None] | None = None,
     data_info: dict | None = None,
+    watch: Callable[[TopKSAE], dict] | None = None,
 ) -> TrainResult:
     """Train on `data` ([rows, d_in], any float dtype, numpy or torch).
 
@@ -119,7 +132,8 @@ def train_sae(
     at the end writes the SAE (`sae.safetensors`, `cfg.json`), `metrics.json` and
     `history.json` there. `stop_after_steps` ends the run early without finishing
     (it is how tests and notebooks simulate an interruption). `data_info` (what the rows are, e.g.
-    `ActivationStore.describe()`) is kept in metrics.json for the model card.
+    `ActivationStore.describe()`) is kept in metrics.json for the model card. `watch(sae)`, if given,
+    adds its measurements to every logged history row (e.g. recovery of planted features).
     """
     cfg = cfg or TrainConfig()
     data = as_rows(data)
@@ -158,8 +172,7 @@ def train_sae(
 
     amp = autocast_dtype(cfg.precision, device)
     sparse = cfg.path == "sparse" or (cfg.path == "auto" and device.type == "cpu")
-    # fp16 needs loss scaling (its range is narrow); bf16 has fp32's range and needs none.
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+    scaler = make_scaler(amp, device)
     bar = tqdm(total=total_steps, initial=step, desc="train SAE", unit="step", disable=not progress)
     t0 = time.perf_counter()
     last = {}
@@ -184,6 +197,9 @@ def train_sae(
                 "dead_fraction": float((since_fired >= window).float().mean()),
                 "auxk_loss": float(out.auxk_loss.detach()),
             }
+            if watch is not None:
+                with torch.no_grad():
+                    last.update(watch(sae))
             history.append(last)
             bar.set_postfix(fvu=f"{last['fvu']:.3f}", dead=f"{last['dead_fraction']:.2f}")
             if on_log:
@@ -207,6 +223,8 @@ def train_sae(
             seconds=round(seconds, 2),
             tokens_per_second=round(step * cfg.batch_size / max(seconds, 1e-9), 1),
             eval_rows=int(len(eval_idx)),
+            autocast={None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp],
+            backward_path="sparse" if sparse else "dense",
             train_config=asdict(cfg),
         )
         if data_info:
@@ -262,3 +280,16 @@ def evaluate_sae(sae: TopKSAE, data, batch: int = 8192) -> dict:
         "l0": l0 / max(len(data), 1),
         "never_fired_fraction_eval": float((~fired).float().mean()),
     }
+
+
+@torch.no_grad()
+def firing_frequencies(sae: TopKSAE, data, batch: int = 8192) -> np.ndarray:
+    """Per latent, the share of `data`'s rows ([rows, d_in]) on which it fires. [n_latents] float64"""
+    data = as_rows(data)
+    count = torch.zeros(sae.cfg.n_latents, dtype=torch.float64, device=sae.device)
+    for s in range(0, len(data), batch):
+        vals, idx = sae.encode(data[s : s + batch].to(sae.device).float())
+        count.index_add_(
+            0, idx[vals > 0].long(), torch.ones(int((vals > 0).sum()), dtype=torch.float64, device=sae.device)
+        )
+    return (count / max(len(data), 1)).cpu().numpy()

@@ -1,4 +1,4 @@
-"""The workbook: what the four notebooks share, so that each notebook only tells its story.
+"""The workbook: what the notebooks share, so that each notebook only tells its story.
 
 Owns the profiles (`profiles`), the setup after the install cell (`session`), the steps that load or
 build what an earlier notebook made (`steps`), the interactive panels (`widgets`) and the headless
@@ -18,6 +18,7 @@ from snce_lib.workbook.steps import (
     ensure_store,
     ensure_toy,
     record,
+    sae_config,
     select_with_fallback,
     training_prompts,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "get_profile",
     "installed_since",
     "record",
+    "sae_config",
     "select_with_fallback",
     "setup",
     "training_prompts",

@@ -14,7 +14,7 @@ from pathlib import Path
 from snce_lib.models.encoders import SD14
 from snce_lib.resources import run_home
 
-NOTEBOOKS = ["01_train_sae", "02_feature_atlas", "03_neuron_selection", "04_erasure_eval"]
+NOTEBOOKS = ["00_sparse_dictionaries", "01_train_sae", "02_feature_atlas", "03_neuron_selection", "04_erasure_eval"]
 
 
 class MissingStepError(RuntimeError):

@@ -132,7 +132,8 @@ def run_notebooks(
     """Execute the notebooks top to bottom (headless) and write executed copies.
 
     Kernels inherit this process's environment, with SNCE_PROFILE set and SNCE_HOME made
-    absolute, so every notebook reads and writes the same run folder.
+    absolute, so every notebook reads and writes the same run folder, and SNCE_FILL_ANSWERS=1, so
+    chapter 00's unwritten exercises run with their reference answers (`workbook.exercises`).
     Returns {"executed": [...], "seconds": {...}, "summary": path}. Raises NotebookFailed on the first cell error.
     """
     log = log or (lambda line: print(line, flush=True))
@@ -140,9 +141,10 @@ def run_notebooks(
     p = get_profile(profile)
     out = Path(out_dir) if out_dir else p.run_dir / "executed"
     out.mkdir(parents=True, exist_ok=True)
-    saved = {k: os.environ.get(k) for k in ("SNCE_PROFILE", "SNCE_HOME")}
+    saved = {k: os.environ.get(k) for k in ("SNCE_PROFILE", "SNCE_HOME", "SNCE_FILL_ANSWERS")}
     os.environ["SNCE_PROFILE"] = p.name
     os.environ["SNCE_HOME"] = str(p.run_dir.parent)
+    os.environ["SNCE_FILL_ANSWERS"] = "1"
     todo = names or NOTEBOOKS
     seconds = {}
     try:

@@ -44,21 +44,47 @@ def ensure_store(p: Profile, encoder=None, progress: bool = True):
     )
 
 
-def ensure_sae(p: Profile, encoder=None, progress: bool = True, on_log=None, build: bool | None = None):
-    """The profile's SAE: loaded if notebook 01 made it; else trained when `build` (resuming any
-    interrupted run), else a MissingStepError naming notebook 01."""
-    from snce_lib.sae.model import TopKSAE
-    from snce_lib.sae.train import TrainConfig, train_sae
+def sae_config(p: Profile, **overrides):
+    """The profile's `TrainConfig`, with any field replaced (`expansion=2`, `auxk_alpha=0`, ...)."""
+    from snce_lib.sae.train import TrainConfig
 
-    folder = p.run_dir / "sae"
-    if (folder / "metrics.json").exists():
-        return TopKSAE.load(folder).requires_grad_(False)
-    if not build_missing(build):
-        raise _missing("the SAE", folder, "01_train_sae")
+    unknown = sorted(set(overrides) - set(TrainConfig.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"not TrainConfig fields: {', '.join(unknown)}")
+    base = {"tokens": p.tokens, "dead_after_tokens": p.dead_after_tokens, "k": p.k, "precision": p.precision}
+    return TrainConfig(**{**base, **overrides})
+
+
+def ensure_sae(p: Profile, encoder=None, progress: bool = True, on_log=None, build: bool | None = None,
+               overrides: dict | None = None, folder: str = "sae"):  # fmt: skip
+    """The profile's SAE: loaded if notebook 01 made it; else trained when `build` (resuming any
+    interrupted run), else a MissingStepError naming notebook 01.
+
+    `overrides` (TrainConfig fields) with another `folder` under the run folder train a variant
+    beside it (notebook 01's exercises: `overrides={"expansion": 2}, folder="sae_expansion2"`)
+    on the same store, and never touch the SAE that notebooks 02-04 read. A variant folder is
+    built when missing, and one trained with other settings is refused."""
+    from snce_lib.sae.model import TopKSAE
+    from snce_lib.sae.train import train_sae
+
+    overrides = dict(overrides or {})
+    if overrides and folder == "sae":
+        raise ValueError("a variant needs its own folder (e.g. folder='sae_expansion2'): 'sae' is the one notebooks 02-04 read")
+    target = p.run_dir / folder
+    if (target / "metrics.json").exists():
+        sae = TopKSAE.load(target).requires_grad_(False)
+        saved = sae.metrics.get("train_config", {})
+        differ = {k: (saved.get(k), v) for k, v in overrides.items() if saved.get(k) != v}
+        if differ:
+            raise ValueError(f"{target} holds an SAE trained with other settings (saved, asked: {differ}); "
+                             "pick a new folder")  # fmt: skip
+        return sae
+    if folder == "sae" and not build_missing(build):
+        raise _missing("the SAE", target, "01_train_sae")
     store = ensure_store(p, encoder, progress)
     data, buffer = store.training_source()  # streamed through a shuffle buffer when it outgrows memory
-    cfg = TrainConfig(tokens=p.tokens, dead_after_tokens=p.dead_after_tokens, k=p.k, shuffle_buffer=buffer,
-                      precision=p.precision)  # fmt: skip
+    cfg = sae_config(p, shuffle_buffer=buffer, **overrides)
+    folder = target
     res = train_sae(
         data,
         cfg,
