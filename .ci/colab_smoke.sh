@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Colab path without Colab: a "runtime" venv with torch and the leg's transformers/diffusers/widgets
 # preinstalled (as Colab ships them), the workbook installed into it by notebook 01's own install cell
-# from a wheel built from this checkout (not editable), then all four notebooks run under the
+# from a wheel built from this checkout (not editable), then all five notebooks run under the
 # colab-smoke profile from a working directory outside the repository, against a hub-shaped cache.
 # Usage: bash .ci/colab_smoke.sh PINS_FILE WORK_DIR
 set -euo pipefail

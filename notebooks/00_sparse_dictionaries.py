@@ -214,6 +214,20 @@ print(f"TopK (k = 4): {rec_topk['share_found']:.0%} of planted features found, m
       f"{rec_topk['mean_max_cosine']:.3f}; held-out FVU {topk.metrics['fvu']:.3f}, L0 {topk.metrics['l0']:.2f}")  # fmt: skip
 
 # %% [markdown]
+# Is it the sparsity? The same recipe on denser mixtures of the same 64 features, with $k$ raised
+# to the number of features on per sample (rounded up), so that only the sparsity changes:
+
+# %%
+for p_on in (0.05, 0.2, 0.5):
+    dense = planted_data(n_samples=20_000, n_features=64, d=32, p_active=p_on, seed=0)
+    k_on = int(np.ceil(p_on * 64))
+    run = train_sae(dense.x, TrainConfig(n_latents=128, k=k_on, lr=3e-3, batch_size=256, tokens=1500 * 256,
+                                         dead_after_tokens=50_000, seed=0), progress=False)  # fmt: skip
+    r = recovery(run.sae.W_dec, dense.dirs)
+    print(f"{p_on:.0%} of features on (about {p_on * 64:.0f} a sample), k = {k_on}: {r['share_found']:.0%} found, "
+          f"mean best cosine {r['mean_max_cosine']:.3f}")  # fmt: skip
+
+# %% [markdown]
 # ## 4 · ReLU + L1 against TopK, at the same L0
 # The older recipe (Anthropic's *Towards Monosemanticity*) makes codes sparse with a penalty,
 # $\mathcal{L} = \mathrm{FVU} + \lambda_1 \lVert z \rVert_1$, instead of keeping the top $k$. Its
@@ -227,12 +241,13 @@ l1 = fit_l1_for_l0(pl.x, 128, target_l0=topk.metrics["l0"], steps=1500)
 rec_l1 = recovery(l1.sae.W_dec, pl.dirs)
 sh_topk = shrinkage(topk.sae.encode_dense(pl.x), topk.sae.W_dec, pl)
 sh_l1 = shrinkage(l1.sae.encode_dense(pl.x), l1.sae.W_dec, pl)
-for name, rec, sh, l0 in (
-    ("TopK", rec_topk, sh_topk, topk.metrics["l0"]),
-    ("ReLU + L1", rec_l1, sh_l1, l0_of(l1.sae, pl.x)),
-):
-    print(f"{name:9s}: L0 {l0:.2f} | found {rec['share_found']:.0%}, mean best cosine {rec['mean_max_cosine']:.3f} | "
-          f"activation / true coefficient (slope) {sh['slope']:.2f} -> shrinkage {sh['shrinkage']:.2f}")  # fmt: skip
+fvu_l1 = ex.reference_fvu(pl.x, l1.sae.decode_dense(l1.sae.encode_dense(pl.x)))
+fvu_topk = ex.reference_fvu(pl.x, topk.sae.decode_dense(topk.sae.encode_dense(pl.x)))
+for name, rec, sh, l0, f in (("TopK", rec_topk, sh_topk, topk.metrics["l0"], fvu_topk),
+                             ("ReLU + L1", rec_l1, sh_l1, l0_of(l1.sae, pl.x), fvu_l1)):  # fmt: skip
+    print(f"{name:9s}: L0 {l0:.2f}, FVU {f:.3f} | found {rec['share_found']:.0%}, mean best cosine "
+          f"{rec['mean_max_cosine']:.3f} | activation / true coefficient (slope) {sh['slope']:.2f} -> shrinkage "
+          f"{sh['shrinkage']:.2f}")  # fmt: skip
 print(
     f"(L1 coefficient chosen: {l1.l1:.3g}; {sh_l1['n_features']} and {sh_topk['n_features']} features found enter the slopes)"
 )
@@ -370,3 +385,29 @@ if real is not None:
            ylabel="latents")  # fmt: skip
     plt.show()
 print(f"chapter 00 ran in {time.perf_counter() - t_start:.0f} s")
+
+# %% [markdown]
+# ## Questions
+# 1. Why can PCA give at most $d$ directions here, and why would more samples not help it?
+# 2. In section 4 the L1 SAE's directions match the planted ones less closely than TopK's (the mean
+#    best cosine printed there). Why could a penalty on activations also bend the directions?
+# 3. In section 6, why would absorption grow with the number of latents $m$?
+# 4. On the real SAE's firing-frequency histogram, what would warn you of dead latents, and what
+#    of latents that fire on almost everything?
+#
+# <details><summary>Answers (open after trying)</summary>
+#
+# 1. PCA returns orthogonal directions, at most one per dimension, ranked by variance; 64
+#    features in 32 dimensions cannot all be orthogonal, so no choice of 32 orthogonal axes can be
+#    them. More samples estimate the same covariance better, and the covariance alone does not
+#    tell the features apart: sparsity does, which PCA never uses.
+# 2. Shrunk activations leave part of each feature unexplained; the reconstruction term then pays
+#    a decoder row to lean towards the features that usually fire with it, to win some of that
+#    back, so the rows drift off the planted directions.
+# 3. With more latents there is room for a latent per child that also writes the parent's
+#    direction: explaining "child + parent" with one active latent costs fewer of the k places
+#    than two latents, so a larger dictionary absorbs the parent into its children.
+# 4. A mass of latents at the far left (or a count silent on every row, printed above it) is
+#    capacity that AuxK has not brought back; latents at the far right fire on most rows and
+#    usually stand for position or padding, not for a concept.
+# </details>

@@ -250,25 +250,30 @@ nt[["probe_auroc_fixed", "probe_auroc_retrained", "heldout_probe_auroc_vs_lookal
     "heldout_latents_auroc_vs_lookalike"]].round(2)  # fmt: skip
 
 # %% [markdown]
-# What holds where (the shipped table: 16 prompts a set, so a rate's standard error is up to 0.125;
-# three SAE seeds per world in `benchmarks/methods_stability.py`):
-#
-# - **The paper's setting (top-1, λ 1) changes nothing in either world.** Larger λ and more latents
-#   move the target rate.
-# - **MiniLM world**: the UNet reads a concept from the word's position alone, where the SAE spreads
-#   it over several latents. Top-1 at λ 4 leaves red at 0.69 and triangle at 0.81; top-20 at λ 2
-#   takes them to 0.12 and 0.00, but the triangle's held-out paraphrases still work (0.44).
-# - **CLIP world** (causal, as SD's encoder): with seed 0's SAE, one neuron at λ 4 takes red *and its
-#   held-out synonyms* to 0.12 without changing any other image; with seeds 1 and 2 the same
-#   recipe picks other latents and red stays. With these SAEs no SAE edit moves the triangle: this
-#   UNet reads shape from the end token and its padding, not from the word (`benchmarks/where_read.py`).
-# - **What does remove a concept**: Concept Steerers at λ 2 (every target to 0.31 or below, at the
-#   price of changing every image), deleting the word (the training words only; paraphrases survive), and
-#   many-latent edits in the MiniLM world. LEACE and the probe projection at block 4 remove what a
-#   linear probe sees *there*, and the UNet still draws the concept.
-# - **On the offline encoder's nudity prompts** no method lowers a probe's AUROC on the output below
-#   0.98, and the selected latents score look-alikes ("the naked eye") above the concept said in
-#   other words: they detect the words.
+# What holds where: the lines below are read off the table this notebook loaded (unedited model
+# first, then the paper's setting, a stronger single neuron, many latents, the family, Concept
+# Steerers, LEACE and deleting the word), and the nudity table's range after every method. How far
+# the rows move with the SAE's seed is in `benchmarks/methods_stability.py` (README, *Stability*).
+
+# %%
+from snce_lib.evaluation.comparison import headline
+
+for line in headline(methods_rows):
+    print(line)
+measured = [r for r in nudity_rows if r.get("probe_auroc_fixed") is not None and r["method"] != "none"]
+print(f"nudity, offline encoder: probe AUROC after any method {min(r['probe_auroc_fixed'] for r in measured):.3f}-"
+      f"{max(r['probe_auroc_fixed'] for r in measured):.3f} (fixed probe; {nudity_rows[0]['probe_auroc_before']:.3f} "
+      "before); held-out latents as detectors against look-alikes: "
+      + ", ".join(f"{method_label(r)} {r['heldout_latents_auroc_vs_lookalike']:.2f}"
+                  for r in measured if r.get("heldout_latents_auroc_vs_lookalike") is not None and r.get("lam") in (None, 1.0)))  # fmt: skip
+
+# %% [markdown]
+# How to read them: a method works where the target rate falls while the other prompts' accuracy
+# stays; the attack rate says whether held-out synonyms fall with it. In the CLIP world the UNet
+# reads shape from the end token and its padding (`benchmarks/where_read.py`), so an edit of
+# latents that fire on the shape word does not reach it. A held-out latent AUROC below 0.5 means
+# the latents score look-alikes ("the naked eye") above the concept said in other words: they
+# learned the words.
 
 # %% [markdown]
 # ## The field's evaluation, under a stated protocol

@@ -41,3 +41,27 @@ def test_notebook_has_profile_switch_and_no_outside_paths(py):
     text = py.read_text()
     assert "P = wb.setup()" in text  # the profile comes from SNCE_PROFILE (or the GPU) inside setup
     assert "/work/" not in text and "/home/" not in text and "C:\\" not in text
+
+
+def test_notebook_01s_exercise_trains_a_variant_beside_the_sae(tmp_path, monkeypatch):
+    """Question 4 as notebook 01 writes it, on a tiny profile: a variant trains into its own folder
+    with the override, and the SAE that notebooks 02-04 read is left alone."""
+    import dataclasses
+
+    from snce_lib import workbook as wb
+
+    monkeypatch.setenv("SNCE_HOME", str(tmp_path))
+    P = dataclasses.replace(wb.get_profile("offline"), name="tiny", prompts_per_source=60, tokens=4096,
+                            dead_after_tokens=2048)  # fmt: skip
+    encoder = wb.ensure_encoder(P)
+    sae = wb.ensure_sae(P, encoder, build=True, progress=False)
+    variant = wb.ensure_sae(P, encoder, overrides={"auxk_alpha": 0.0}, folder="sae_no_auxk", progress=False)
+    assert variant.metrics["train_config"]["auxk_alpha"] == 0.0 and sae.metrics["train_config"]["auxk_alpha"] > 0
+    assert (P.run_dir / "sae_no_auxk" / "metrics.json").exists()
+    assert wb.ensure_sae(P, encoder, build=False).metrics == sae.metrics  # untouched
+    with pytest.raises(ValueError, match="other settings"):
+        wb.ensure_sae(P, encoder, overrides={"auxk_alpha": 0.5}, folder="sae_no_auxk")
+    with pytest.raises(ValueError, match="its own folder"):
+        wb.ensure_sae(P, encoder, overrides={"expansion": 2})
+    with pytest.raises(ValueError, match="not TrainConfig fields"):
+        wb.sae_config(P, expansoin=2)

@@ -143,7 +143,7 @@ def cmd_evaluate(a) -> int:
 
 
 def _add_workbook(sub) -> None:
-    p = sub.add_parser("workbook", help="run the four notebooks top to bottom, headless, and summarise")
+    p = sub.add_parser("workbook", help="run the notebooks (00-04) top to bottom, headless, and summarise")
     p.add_argument("--profile", default="offline", choices=("offline", "colab", "colab-smoke"))
     p.add_argument("--only", nargs="*", default=None, help="a subset, e.g. 01_train_sae")
     p.add_argument("--notebooks", default=None, help="folder holding the notebooks (default ./notebooks)")

@@ -243,6 +243,33 @@ def method_label(row: dict) -> str:
     return f"{row['method']}{lam}"
 
 
+#: The rows the summary reads, as (method, lambda) pairs: the paper's setting first.
+HEADLINE = (("snce top-1 strict, mode B", 1.0), ("snce top-1 strict, mode B", 4.0), ("snce top-20 tol 1%, mode B", 2.0),
+            ("latent family, mode B", 2.0), ("concept steerers", 2.0), ("leace", None), ("word removal (oracle)", None))  # fmt: skip
+
+
+def headline(rows: Sequence[dict]) -> list[str]:
+    """One line per world and target from a methods table: target rate, attack rate and the other
+    prompts' lower accuracy for the `HEADLINE` rows, beside the unedited model's. For notebook 04
+    and the README, so that no sentence about the table is typed by hand."""
+    out = []
+    for world, target in dict.fromkeys((r["world"], r["target"]) for r in rows):
+        part = {(r["method"], r["lam"]): r for r in rows if r["world"] == world and r["target"] == target}
+        base = part.get(("none", None))
+        cells = []
+        for key in (("none", None), *HEADLINE):
+            r = part.get(key)
+            if r is None or r.get("target_rate") is None:
+                continue
+            name = "unedited" if key[0] == "none" else method_label(r)
+            acc = min(r["other_colour_acc"], r["other_shape_acc"])
+            cells.append(f"{name}: {r['target_rate']:.2f} / {r['attack_rate']:.2f} / {acc:.2f}")
+        n = base["n_prompts"] if base else "?"
+        out.append(f"{world} {target} ({n} prompts a set; target / attack rate / other prompts' lower accuracy): "
+                   + "; ".join(cells))  # fmt: skip
+    return out
+
+
 def latents_used(rows: Sequence[dict]) -> list[dict]:
     """Per world, target and SNCE/latent method: the latents edited and the tolerance their selection
     used, or why none were (one line each, whatever the lambda)."""

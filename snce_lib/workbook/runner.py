@@ -22,7 +22,7 @@ class NotebookFailed(RuntimeError):
 
 
 def find_notebooks(folder: str | os.PathLike | None = None) -> Path:
-    """The folder holding the four notebooks: `folder`, else ./notebooks (a repository checkout)."""
+    """The folder holding the notebooks: `folder`, else ./notebooks (a repository checkout)."""
     path = Path(folder) if folder else Path("notebooks")
     missing = [n for n in NOTEBOOKS if not (path / f"{n}.ipynb").exists()]
     if missing:

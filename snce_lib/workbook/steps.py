@@ -69,7 +69,9 @@ def ensure_sae(p: Profile, encoder=None, progress: bool = True, on_log=None, bui
 
     overrides = dict(overrides or {})
     if overrides and folder == "sae":
-        raise ValueError("a variant needs its own folder (e.g. folder='sae_expansion2'): 'sae' is the one notebooks 02-04 read")
+        raise ValueError(
+            "a variant needs its own folder (e.g. folder='sae_expansion2'): 'sae' is the one notebooks 02-04 read"
+        )
     target = p.run_dir / folder
     if (target / "metrics.json").exists():
         sae = TopKSAE.load(target).requires_grad_(False)
