@@ -65,6 +65,10 @@ from snce_lib.workbook import exercises as ex
 P = wb.setup()
 torch.manual_seed(0)
 torch.set_num_threads(1)  # the matrices here are tiny: more threads only wait on each other
+ON_CPU = {
+    "device": "cpu",
+    "precision": "fp32",
+}  # tiny SAEs: the CPU is fast enough, and fp32 gives every machine the same numbers
 t_start = time.perf_counter()
 
 # %% [markdown]
@@ -194,7 +198,7 @@ ex.check_share_found(share_found)
 from snce_lib.sae.train import TrainConfig, train_sae
 
 cfg = TrainConfig(n_latents=128, k=4, lr=3e-3, batch_size=256, tokens=2500 * 256, dead_after_tokens=50_000,
-                  log_every=50, seed=0)  # fmt: skip
+                  log_every=50, seed=0, **ON_CPU)  # fmt: skip
 topk = train_sae(pl.x, cfg, progress=True, watch=lambda s: recovery(s.W_dec, pl.dirs))
 h = topk.history
 steps = [r["step"] for r in h]
@@ -222,7 +226,7 @@ for p_on in (0.05, 0.2, 0.5):
     dense = planted_data(n_samples=20_000, n_features=64, d=32, p_active=p_on, seed=0)
     k_on = int(np.ceil(p_on * 64))
     run = train_sae(dense.x, TrainConfig(n_latents=128, k=k_on, lr=3e-3, batch_size=256, tokens=1500 * 256,
-                                         dead_after_tokens=50_000, seed=0), progress=False)  # fmt: skip
+                                         dead_after_tokens=50_000, seed=0, **ON_CPU), progress=False)  # fmt: skip
     r = recovery(run.sae.W_dec, dense.dirs)
     print(f"{p_on:.0%} of features on (about {p_on * 64:.0f} a sample), k = {k_on}: {r['share_found']:.0%} found, "
           f"mean best cosine {r['mean_max_cosine']:.3f}")  # fmt: skip
@@ -328,7 +332,7 @@ ph = planted_data(20_000, n_features=64, d=32, p_active=0.05, hierarchy=hier, se
 rows = []
 for m in (32, 64, 128, 256):
     r = train_sae(ph.x, TrainConfig(n_latents=m, k=4, lr=3e-3, batch_size=256, tokens=2000 * 256,
-                                    dead_after_tokens=50_000, seed=0), progress=False)  # fmt: skip
+                                    dead_after_tokens=50_000, seed=0, **ON_CPU), progress=False)  # fmt: skip
     st = structure(r.sae.encode_dense(ph.x), r.sae.W_dec, ph)
     rows.append({"latents m": m, "m / n": m / 64, "found (cos ≥ 0.9)": recovery(r.sae.W_dec, ph.dirs)["share_found"],
                  "split (≥ 2 latents)": st["share_split"], "missing (no latent ≥ 0.7)": st["share_missing"],
