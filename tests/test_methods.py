@@ -248,3 +248,32 @@ def test_a_strict_filter_that_leaves_no_latent_is_said_not_replaced(setup, monke
     strict = [e for e in entries if "strict" in e.method]
     assert len(strict) == 2 and all(e.obj is None and e.note and e.tolerance == 0.0 for e in strict)
     assert all(e.record()["neurons"] is None for e in strict)
+
+
+def test_shipped_tables_record_every_rows_latents_and_tolerance():
+    """The methods, nudity and stability tables that notebook 04 and the README read: every row says
+    which latents it edited and under which tolerance; a "strict" row used s^d = 0."""
+    import json
+
+    from snce_lib.resources import data_path
+
+    for name in (
+        "methods_table",
+        "methods_table_full_clip",
+        "methods_nudity",
+        "methods_stability",
+        "methods_stability_long",
+    ):
+        raw = json.loads(data_path("results", f"{name}.json").read_text())
+        rows = raw["rows"] if isinstance(raw, dict) else raw
+        assert rows, name
+        for r in rows:
+            assert {"neurons", "deconcept_tolerance"} <= set(r), (name, r["method"])
+            if "strict" in r["method"]:
+                assert r["deconcept_tolerance"] == 0.0 and (r["neurons"] or r.get("note")), (name, r["method"])
+            if r["method"].startswith("snce") and r["neurons"]:
+                assert len(r["neurons"]) == r["top_k"], (name, r["method"])
+        if isinstance(raw, dict):  # stability: the selections too
+            for c in raw["cosines"]:
+                if c["selection"].startswith("snce"):
+                    assert c["deconcept_tolerance"] is not None and all(x is None or x for x in c["latents"])
