@@ -130,8 +130,9 @@ def fvu(x, x_hat):
     raise NotImplementedError  # your code here (1 line)
 
 
-ex.check_topk_encode(topk_encode)
-ex.check_fvu(fvu)
+done = {}  # exercise -> passed, summed up at the end
+done["topk_encode"] = ex.check_topk_encode(topk_encode)
+done["fvu"] = ex.check_fvu(fvu)
 
 # %% [markdown]
 # <details><summary>Answer</summary>
@@ -161,7 +162,8 @@ vals, idx = pre.topk(4, dim=-1)  # keep the k largest
 z = torch.zeros_like(pre).scatter(-1, idx, vals)
 x_hat = b_pre + z @ W_dec  # decode
 mine = float((pl.x - x_hat).pow(2).sum() / (pl.x - pl.x.mean(0)).pow(2).sum())
-theirs = sae(pl.x)
+with torch.no_grad():
+    theirs = sae(pl.x)
 assert torch.allclose(z, sae.encode_dense(pl.x), atol=1e-6) and torch.allclose(x_hat, theirs.sae_out, atol=1e-5)
 print(
     f"by hand: FVU {mine:.4f}; TopKSAE: FVU {float(theirs.fvu):.4f} (same weights, same codes: untrained, so FVU is high)"
@@ -182,7 +184,7 @@ def share_found(W_dec, dirs, threshold=0.9):
     raise NotImplementedError  # your code here (2 lines)
 
 
-ex.check_share_found(share_found)
+done["share_found"] = ex.check_share_found(share_found)
 
 # %% [markdown]
 # <details><summary>Answer</summary>
@@ -271,7 +273,7 @@ plt.show()
 # coefficients, `"topk"` or `"l1"`? Answer from the plot.
 
 # %%
-ex.check_answer("shrinkage", "your answer")
+done["shrinkage"] = ex.check_answer("shrinkage", "your answer")
 
 # %% [markdown]
 # <details><summary>Answer</summary>
@@ -352,7 +354,7 @@ plt.show()
 # ✍️ **Exercise 5.** When absorption happens, whose latent goes silent: the `"parent"`'s or the `"child"`'s?
 
 # %%
-ex.check_answer("absorption", "your answer")
+done["absorption"] = ex.check_answer("absorption", "your answer")
 
 # %% [markdown]
 # <details><summary>Answer</summary>
@@ -388,7 +390,7 @@ if real is not None:
     ax.set(title="How often each latent fires (real SAE)", xlabel="log10 firing frequency (share of rows)",
            ylabel="latents")  # fmt: skip
     plt.show()
-print(f"chapter 00 ran in {time.perf_counter() - t_start:.0f} s")
+print(f"exercises passed: {sum(done.values())} of {len(done)}; chapter 00 ran in {time.perf_counter() - t_start:.0f} s")
 
 # %% [markdown]
 # ## Questions

@@ -25,6 +25,7 @@ def reference_topk_encode(x, W_enc, b_enc, b_pre, k):
 
 
 def reference_fvu(x, x_hat):
+    x, x_hat = torch.as_tensor(x).detach(), torch.as_tensor(x_hat).detach()
     return float((x - x_hat).pow(2).sum() / (x - x.mean(0)).pow(2).sum())
 
 
