@@ -38,7 +38,8 @@ from snce_lib.models.toy.detector import ToyDetector
 from snce_lib.models.toy.model import WORLDS, load_world
 
 ONE = {"snce": (4.0,), "topk": (2.0,), "family": (2.0,), "steer": (1.0,)}
-TOLERANCE = {"snce top-1 strict": 0.0, "snce top-1 tol 1%": 0.01, "snce top-10 tol 1%": 0.01}
+#: SNCE's selections compared across seeds: name -> (top k, deconcept tolerance s^d)
+SNCE_SELECTIONS = {"snce top-1 strict": (1, 0.0), "snce top-1 tol 1%": (1, 0.01), "snce top-10 tol 1%": (10, 0.01)}
 SAE_FREE = ("leace", "probe projection", "negative prompt", "word removal (oracle)")
 
 
@@ -47,9 +48,7 @@ def winners(enc, sae, target: str) -> dict[str, list[int] | None]:
     pairs = toy_concept(target)
     fam = latent_family(prompt_codes(enc, sae, pairs.concept_prompts), prompt_codes(enc, sae, pairs.deconcept_prompts))
     return {
-        "snce top-1 strict": select_at(enc, sae, pairs, 1, 0.0),
-        "snce top-1 tol 1%": select_at(enc, sae, pairs, 1, 0.01),
-        "snce top-10 tol 1%": select_at(enc, sae, pairs, 10, 0.01),
+        **{name: select_at(enc, sae, pairs, k, share) for name, (k, share) in SNCE_SELECTIONS.items()},
         "latent family": [int(i) for i in fam],
         "interpret-then-deactivate": [int(i) for i in select_neurons(enc, sae, pairs, top_k=1, method="itd")[1]["ranking"].top(16)],
     }  # fmt: skip
@@ -106,7 +105,7 @@ def main() -> int:
                     cos_rows.append({
                         "world": world, "target": target, "selection": name, "seeds": [s1, s2],
                         "latents": [w1, w2], "decoder_cosine": cos,
-                        "deconcept_tolerance": TOLERANCE.get(name),
+                        "deconcept_tolerance": SNCE_SELECTIONS.get(name, (None, None))[1],
                     })  # fmt: skip
             for s in a.seeds:
                 have = [r for r in table if r["world"] == world and r["target"] == target and r["n_prompts"] == a.n

@@ -69,12 +69,16 @@ class Leakage:
 POSITIONS = "all"
 
 
-def position_mask(attention_mask: torch.Tensor, positions: str = POSITIONS) -> torch.Tensor:
-    """Which positions count, [batch, length] float: after BOS, and (positions="real") not padding."""
+def check_positions(positions: str) -> None:
     if positions not in ("all", "real"):
         raise LeakageError(
             f"positions must be 'all' (padding included, as the UNet reads) or 'real', got {positions!r}"
         )
+
+
+def position_mask(attention_mask: torch.Tensor, positions: str = POSITIONS) -> torch.Tensor:
+    """Which positions count, [batch, length] float: after BOS, and (positions="real") not padding."""
+    check_positions(positions)
     m = attention_mask.float().clone() if positions == "real" else torch.ones_like(attention_mask, dtype=torch.float)
     m[:, 0] = 0.0
     return m
@@ -90,7 +94,7 @@ def pooled_output(encoder: TextEncoder, prompts: Sequence[str], eraser=None, bat
     prompts = list(prompts)
     if not prompts:
         raise LeakageError("the prompt list is empty")
-    position_mask(torch.ones(1, 2), positions)  # a wrong name fails before any work
+    check_positions(positions)  # before any work
     out = []
     texts = getattr(eraser, "texts", None)
     for s in range(0, len(prompts), batch_size):

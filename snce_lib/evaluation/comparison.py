@@ -37,10 +37,6 @@ from snce_lib.evaluation.toy import prompt_suite, target_kind, toy_concept
 
 KEYS = ("world", "target", "method", "lam", "top_k", "target_rate", "attack_rate", "other_colour_acc",
         "other_shape_acc", "frechet", "probe_auroc_fixed", "probe_auroc_retrained", "n_prompts")  # fmt: skip
-#: What every row also records: which latents the method edited (None: it edits none) and the
-#: deconcept tolerance s^d their selection used (None: not a frequency selection); `note` says
-#: why a row has no measurements (the strict filter left no latent).
-RECORD = ("neurons", "deconcept_tolerance", "note")
 
 
 @dataclass
@@ -55,6 +51,8 @@ class Entry:
     """Set when there is nothing to run: the row records the reason and no measurements."""
 
     def record(self) -> dict:
+        """What every row also records: the latents edited (None: the method edits none), the
+        deconcept tolerance s^d their selection used (None: not a frequency selection), the note."""
         neurons = self.neurons if self.neurons is not None else getattr(self.obj, "neurons", None)
         return {"neurons": None if neurons is None else [int(i) for i in neurons],
                 "deconcept_tolerance": self.tolerance, "note": self.note}  # fmt: skip
@@ -190,17 +188,17 @@ def concept_rows(enc, sae, pairs, entries: Sequence[Entry], positives: Sequence[
     probe = fit_output_probe(enc, pairs.concept_prompts, pairs.deconcept_prompts)
     # every latent-editing method as a detector, in one pass over the held-out sets' codes
     with_latents = {i: list(e.obj.neurons) for i, e in enumerate(entries) if getattr(e.obj, "neurons", None)}
-    skipped = {"heldout_probe_auroc_vs_lookalike", "heldout_probe_auroc_vs_neutral", "probe_auroc_before",
-               "probe_auroc_fixed", "probe_auroc_retrained"}  # fmt: skip
+    measured = ("probe_auroc_before", "probe_auroc_fixed", "probe_auroc_retrained", "heldout_probe_auroc_vs_lookalike",
+                "heldout_probe_auroc_vs_neutral", "heldout_latents_auroc_vs_lookalike",
+                "heldout_latents_auroc_vs_neutral")  # fmt: skip
     latent_rows = dict(zip(with_latents, neuron_detectors(enc, sae, with_latents, held)))
     before = [pooled_output(enc, list(positives)), pooled_output(enc, list(negatives))]
     rows = []
     for i, e in enumerate(tqdm([Entry("none", None, None, None), *entries], desc=f"{world}/{pairs.name}")):
         if e.note:  # the strict filter left no latent: recorded, not measured
             rows.append({"world": world, "target": pairs.name, "method": e.method, "lam": None, "top_k": e.top_k,
-                         **dict.fromkeys(skipped), "heldout_latents_auroc_vs_lookalike": None,
-                         "heldout_latents_auroc_vs_neutral": None, "n_positives": len(positives),
-                         "n_negatives": len(negatives), "n_heldout": held.sizes, **e.record()})  # fmt: skip
+                         **dict.fromkeys(measured), "n_positives": len(positives), "n_negatives": len(negatives),
+                         "n_heldout": held.sizes, **e.record()})  # fmt: skip
             continue
         after = before if e.obj is None else [pooled_output(enc, list(p), e.obj) for p in (positives, negatives)]
         leak = probe_leakage(before[0], before[1], after[0], after[1])

@@ -29,9 +29,8 @@ class DetectorSets:
 def detector_sets(n_negatives: int, concept: str = "nudity") -> DetectorSets:
     """Public sets when they are here or can be fetched: nudity = I2P prompts with
     nudity_percentage > 50 plus Ring-A-Bell's 50; violence = I2P's violence prompts; negatives =
-    the first COCO-30k captions. Otherwise the project's concept prompts against their deconcept
-    twins' held-out cousins, labelled as a stand-in: the held-out concept prompts against the
-    look-alikes and neutral prompts (never the selection pairs)."""
+    the first COCO-30k captions. Otherwise, labelled as a stand-in, the concept's held-out prompts
+    against its held-out look-alikes and neutral prompts (never the selection pairs)."""
     try:
         neg = load_set("coco", n=n_negatives).prompts
         if concept == "nudity":

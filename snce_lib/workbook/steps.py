@@ -86,11 +86,10 @@ def ensure_sae(p: Profile, encoder=None, progress: bool = True, on_log=None, bui
     store = ensure_store(p, encoder, progress)
     data, buffer = store.training_source()  # streamed through a shuffle buffer when it outgrows memory
     cfg = sae_config(p, shuffle_buffer=buffer, **overrides)
-    folder = target
     res = train_sae(
         data,
         cfg,
-        out_dir=folder,
+        out_dir=target,
         encoder_id=store.info.encoder_id,
         layer=store.info.layer,
         layer_index=store.info.layer_index,
