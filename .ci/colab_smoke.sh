@@ -17,7 +17,7 @@ py=$work/venv/bin/python
 $py -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 $py -m pip install -q --no-index --no-deps "torch==2.13.0" 2>/dev/null && $py -m pip install -q "torch==2.13.0" \
   || $py -m pip install -q "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
-$py -m pip install -q -r "$pins" nbclient nbformat ipykernel
+$py -m pip install -q -r "$pins"
 before=$($py -m pip freeze | grep -iE '^(torch|transformers|diffusers|ipywidgets)==' | sort)
 # Notebook 01's first code cell, verbatim: the install cell users run on Colab.
 $py - "$repo/notebooks/01_train_sae.ipynb" > "$work/install_cell.py" <<'PY'

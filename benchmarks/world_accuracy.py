@@ -4,7 +4,7 @@
 
 The same captions, seeds and detector for every world (`evaluation.toy.accuracy_before_erasure`,
 seed 11, as benchmarks/toy_table.py); for the CLIP world also its encoder's zero-shot retrieval
-accuracy as recorded when it was trained (snce_lib/data/toy_clip/encoder/clip.json). A share's
+accuracy as recorded when it was trained (data/toy_clip/encoder/clip.json). A share's
 standard error at n = 192 is at most 0.036.
 """
 

@@ -34,12 +34,17 @@
 # - how to judge a neuron as a concept detector (ROC, AUROC), against two baselines.
 
 # %%
-# Colab: install the workbook, pinning every package the runtime ships (its CUDA torch stays); elsewhere a no-op.
-import importlib.util, os, subprocess, sys  # noqa: E401, I001
+# Colab: install the release these notebooks were written for (or the wheel or git+ address SNCE_REPO names),
+# pinning every package the runtime ships so that its CUDA torch stays. Says so when another snce_lib is importable.
+import importlib.metadata, importlib.util, os, subprocess, sys  # noqa: E401, I001
 
-SNCE_REPO = os.environ.get("SNCE_REPO", "https://github.com/snce-workbook/snce")  # a fork's address, or a wheel's path
-if not importlib.util.find_spec("snce_lib"):
-    subprocess.run(f"{sys.executable} -m pip list --format=freeze > /tmp/snce-runtime.txt && {sys.executable} -m pip install -q -c /tmp/snce-runtime.txt '{SNCE_REPO if os.path.exists(SNCE_REPO) else 'snce @ git+' + SNCE_REPO}'", shell=True, check=True)  # fmt: skip
+SNCE_VERSION = "0.2.0"
+SNCE_REPO = os.environ.get("SNCE_REPO", f"git+https://github.com/snce-workbook/snce@v{SNCE_VERSION}")
+if (found := importlib.util.find_spec("snce_lib")) is None:
+    subprocess.run(f"{sys.executable} -m pip list --format=freeze > /tmp/snce-runtime.txt && {sys.executable} -m pip install -q -c /tmp/snce-runtime.txt '{SNCE_REPO if os.path.exists(SNCE_REPO) else 'snce @ ' + SNCE_REPO}'", shell=True, check=True)  # fmt: skip
+elif (have := next((d.version for d in importlib.metadata.distributions() if d.metadata["Name"] == "snce"), None)) != SNCE_VERSION:  # fmt: skip
+    print(f"NOTE: these notebooks were written for snce {SNCE_VERSION}, but the snce_lib already importable is {have or 'not an installed release'} "
+          f"({os.path.dirname(found.origin)}); `pip uninstall -y snce`, restart the runtime and run this cell again to use {SNCE_VERSION}.")  # fmt: skip
 
 # %%
 # Notebook 03 saves the concept's neuron for notebook 04. wb.setup(use_drive=True) keeps it on Google Drive.
@@ -173,7 +178,7 @@ wb.record(P, "selection_nudity", {"neurons": sel.neurons, "candidates": len(sc.c
 # The ROC above scores prompts that mostly *use* the tuple's words. A concept detector should also
 # fire on the concept said in other words ("unclothed", "in the buff") and stay quiet on the
 # tuple's words used in other senses ("the naked eye", "bare hands", "exposed brick"). Three sets
-# written for this check (`snce_lib/data/concepts/nudity_heldout.csv`, 30 prompts each; nothing is
+# written for this check (`data/concepts/nudity_heldout.csv`, 30 prompts each; nothing is
 # selected or fitted on them): concept prompts without the words, look-alikes, and neutral scenes.
 # Beside the neurons, a dense linear probe on the encoder's pooled output, fitted on the same 100
 # pairs the selection used. An AUROC under 0.5 against the look-alikes means the detector prefers

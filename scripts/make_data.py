@@ -1,7 +1,7 @@
-"""Write the project's own prompt data into the package data (snce_lib/data/): the offline corpus and
+"""Write the project's own prompt data into the package data (data/): the offline corpus and
 the concept pair sets.
 
-    python scripts/make_data.py            # rewrites snce_lib/data/corpus.csv and snce_lib/data/concepts/*
+    python scripts/make_data.py            # rewrites data/corpus.csv and data/concepts/*
 
 Everything here is written by the project (word lists below, combined with a fixed
 seed), so the main job runs on a fresh clone with no network. Public benchmark sets are

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Create .venv with the CPU build of torch (unless a GPU build is wanted) and install snce.
-# Usage: bash scripts/setup.sh [extra pip args]. Idempotent: a finished .venv is reused.
+# Create .venv with the CPU build of torch (unless a GPU build is wanted) and install snce with what it
+# declares; SNCE_EXTRAS=dev adds the test and lab tools (`make test`, `make lab`).
+# Usage: [SNCE_EXTRAS=dev] bash scripts/setup.sh [extra pip args]. Idempotent: a finished .venv is reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-if [ -f .venv/.snce-ready ] && .venv/bin/python -c "import snce_lib" 2>/dev/null; then
+EXTRAS=${SNCE_EXTRAS:-}
+ready=.venv/.snce-ready${EXTRAS:+-$EXTRAS}
+if [ -f "$ready" ] && .venv/bin/python -c "import snce_lib" 2>/dev/null; then
   exit 0
 fi
 "$PY" -c 'import sys; assert sys.version_info >= (3, 10), "snce needs Python 3.10+"'
@@ -20,7 +23,7 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
       || $PIP install -q "torch==2.13.0"
   fi
 fi
-$PIP install -q -e ".[dev]" "$@"
+$PIP install -q -e ".${EXTRAS:+[$EXTRAS]}" "$@"
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null 2>&1 || true
-touch .venv/.snce-ready
+touch "$ready"
 echo "snce is set up in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

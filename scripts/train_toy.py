@@ -1,12 +1,12 @@
-"""Train the toy world's model and detector on this CPU and write them to snce_lib/data/toy/.
+"""Train the toy world's model and detector on this CPU and write them to data/toy/.
 
     python scripts/train_toy.py                 # the MiniLM world's committed recipe (seed 0)
     python scripts/train_toy.py --world clip    # the CLIP world: its small CLIP, then its UNet
     python scripts/train_toy.py --steps 300     # a quick look
 
-Writes snce_lib/data/toy/unet.safetensors + toy.json (the UNet's EMA weights, fp16, and the config,
-wall time and loss history) and snce_lib/data/toy/detector.safetensors + detector.json. The CLIP
-world (snce_lib/data/toy_clip/) shares the detector; its text encoder (CLIPTextModel + CLIPTokenizer
+Writes data/toy/unet.safetensors + toy.json (the UNet's EMA weights, fp16, and the config,
+wall time and loss history) and data/toy/detector.safetensors + detector.json. The CLIP
+world (data/toy_clip/) shares the detector; its text encoder (CLIPTextModel + CLIPTokenizer
 files, clip.json with the training record) is written to encoder/ before the UNet trains on it.
 """
 
@@ -29,7 +29,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--world", choices=list(WORLDS), default="minilm")
     ap.add_argument("--clip-steps", type=int, default=None, help="the CLIP world's contrastive steps")
-    ap.add_argument("--out", default=None, help="default: the world's folder under snce_lib/data/")
+    ap.add_argument("--out", default=None, help="default: the world's folder under data/")
     ap.add_argument("--snapshots", default=None, help="folder for EMA snapshots every 500 steps")
     ap.add_argument("--skip-detector", action="store_true")
     a = ap.parse_args()

@@ -1,8 +1,9 @@
 """Where the workbook's files live: the data it ships, and the run folder it writes to.
 
-The shipped data (corpus, concept pairs, toy weights, the paper's numbers) is package data
-under `snce_lib/data`, read through `importlib.resources`, so a wheel installed anywhere
-(Colab installs one) finds it. Runs go to one folder chosen by `SNCE_HOME` (default
+The shipped data (corpus, concept pairs, toy weights, the paper's numbers) lives in the
+checkout's top-level `data/` folder, which the wheel carries as the package `snce_lib.data`
+(a setuptools package-dir mapping); it is read through `importlib.resources`, so an editable
+install and a wheel installed anywhere (Colab installs one) find the same files. Runs go to one folder chosen by `SNCE_HOME` (default
 `./snce-runs` in the working directory); on Colab, point it at Google Drive so that a
 disconnected runtime resumes instead of starting over.
 """

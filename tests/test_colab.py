@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_data_file_the_library_reads_is_package_data():
-    """pyproject's package-data globs cover every tracked file under snce_lib/data."""
+    """pyproject's package-data globs cover every tracked file under data/."""
     import tomllib
 
     globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["snce_lib.data"]
@@ -202,3 +202,44 @@ def test_every_notebook_reads_as_a_chapter():
         assert "**What you will learn**" in md[0], py.name
         assert any("$$" in m for m in md), f"{py.name} has no displayed equation"
         assert md[-1].startswith("## Questions") and "<details>" in md[-1], py.name
+
+
+def _install_cell() -> str:
+    import jupytext
+
+    return next(c.source for c in jupytext.read(ROOT / "notebooks" / "01_train_sae.py").cells if c.cell_type == "code")
+
+
+def test_the_install_cell_names_the_release_the_project_declares():
+    import re
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    cell = _install_cell()
+    assert re.search(r'^SNCE_VERSION = "([^"]+)"$', cell, re.M).group(1) == version
+    assert "@v{SNCE_VERSION}" in cell  # a tagged release, never a moving HEAD
+
+
+def test_the_install_cell_says_when_another_snce_lib_is_importable(tmp_path):
+    """Here the checkout's snce_lib is importable: a cell written for another release says so and
+    installs nothing; one written for this release is silent."""
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    cell = _install_cell()
+    env = {**os.environ, "SNCE_REPO": str(tmp_path / "no-such.whl")}
+    other = cell.replace(f'SNCE_VERSION = "{version}"', 'SNCE_VERSION = "99.0.0"')
+    out = subprocess.run([sys.executable, "-c", other], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0 and "written for snce 99.0.0" in out.stdout and version in out.stdout, out
+    same = subprocess.run([sys.executable, "-c", cell], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert same.returncode == 0 and same.stdout == "", same
+
+
+def test_pyproject_lists_every_package_and_maps_the_data_folder():
+    import tomllib
+
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {".".join(p.relative_to(ROOT).parts[:-1]) for p in (ROOT / "snce_lib").rglob("__init__.py")}
+    assert set(tool["packages"]) == found | {"snce_lib.data"}
+    assert tool["package-dir"] == {"snce_lib.data": "data"} and (ROOT / "data" / "__init__.py").exists()
+    assert data_path() == (ROOT / "data").resolve()  # the checkout reads the top-level folder

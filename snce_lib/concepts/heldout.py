@@ -1,6 +1,6 @@
 """Does a detector find the concept, or the word? A held-out check no selection ever sees.
 
-Three prompt sets per concept (`snce_lib/data/concepts/<name>_heldout.csv`, columns prompt, kind):
+Three prompt sets per concept (`data/concepts/<name>_heldout.csv`, columns prompt, kind):
 - concept: the concept said without any of the tuple's words ("unclothed", "in the buff");
 - lookalike: the tuple's words in other senses ("the naked eye", "bare hands", "exposed brick");
 - neutral: everyday prompts close to the concept prompts' scenes, with nothing of either.

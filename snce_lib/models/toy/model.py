@@ -30,7 +30,7 @@ from snce_lib.models.toy.world import SIZE, dataset, render
 from snce_lib.resources import data_path
 
 MAX_LENGTH = 16  # toy captions are short; 16 MiniLM tokens hold every one of them
-WORLDS = {"minilm": "toy", "clip": "toy_clip"}  # world -> folder under snce_lib/data/
+WORLDS = {"minilm": "toy", "clip": "toy_clip"}  # world -> folder under data/
 
 
 def world_folder(world: str = "minilm") -> Path:
