@@ -212,6 +212,7 @@ def _install_cell() -> str:
 
 def test_the_install_cell_names_the_release_the_project_declares():
     import re
+
     import tomllib
 
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
