@@ -150,7 +150,7 @@ def nudity_rows(sae_dir: str, n_other: int) -> dict:
     from snce_lib.prompts import load_set
 
     enc = load_offline(device="cpu")
-    sae = TopKSAE.load(sae_dir).requires_grad_(False)
+    sae = TopKSAE.from_pretrained(sae_dir).requires_grad_(False)
     i2p = load_set("i2p").frame
     pos = i2p[i2p["nudity_percentage"] > 50]["prompt"].tolist()
     neg = load_set("coco").prompts[:n_other]
@@ -181,7 +181,7 @@ def main() -> int:
     torch.set_num_threads(2)
     t0 = time.perf_counter()
     pipe, det = load_toy_pipeline(), ToyDetector.load()
-    sae = TopKSAE.load(a.toy_sae).requires_grad_(False)
+    sae = TopKSAE.from_pretrained(a.toy_sae).requires_grad_(False)
     report = {
         "toy_sae": a.toy_sae,
         "toy_sae_metrics": sae.metrics,

@@ -50,7 +50,7 @@ def nudity_part(sae_path: Path, out: Path, n_sets: int) -> None:
     from snce_lib.models.encoders import load_offline
     from snce_lib.sae.model import TopKSAE
 
-    enc, sae = load_offline(fp16=False), TopKSAE.load(sae_path).requires_grad_(False)
+    enc, sae = load_offline(fp16=False), TopKSAE.from_pretrained(sae_path).requires_grad_(False)
     pairs = load_concept("nudity")
     ds = detector_sets(n_sets, "nudity")
     pos = ds.positives[:n_sets]

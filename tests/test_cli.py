@@ -53,9 +53,17 @@ def test_collect_train_select_inspect_generate_evaluate(tiny_sd, tmp_path, capsy
         and sel["method"] == "modulated_frequency"
         and sel["options"]["max_deconcept_share"] == 0.5
     )
+    # the same SAE in SAELens' layout: every subcommand takes it (one loader), and exports are whole folders
+    code, out, err = run(capsys, *f"export --sae {tmp_path / 'sae'} --format saelens --out {tmp_path / 'sl'}".split())
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "sl").iterdir()) == ["cfg.json", "sae_weights.safetensors"]
+    code, out, err = run(capsys, *f"export --sae {tmp_path / 'sl'} --format sparsify --out {tmp_path / 'sp'}".split())
+    assert code == 0 and json.loads(out)["format"] == "sparsify", err
+    code, out, err = run(capsys, *f"export --sae {tmp_path / 'sl'} --format snce --out {tmp_path / 'sp'}".split())
+    assert code == 2 and "is not empty" in err
     code, out, err = run(
         capsys,
-        *f"inspect --sae {tmp_path / 'sae'} --neurons {tmp_path / 'n.json'} --prompts {prompts} --encoder {tiny_sd} --out {tmp_path / 'acts.json'}".split(),
+        *f"inspect --sae {tmp_path / 'sl'} --neurons {tmp_path / 'n.json'} --prompts {prompts} --encoder {tiny_sd} --out {tmp_path / 'acts.json'}".split(),
     )
     assert code == 0, err
     acts = json.loads((tmp_path / "acts.json").read_text())
@@ -88,7 +96,10 @@ def test_collect_train_select_inspect_generate_evaluate(tiny_sd, tmp_path, capsy
         (["collect", "--encoder", "{sd}", "--prompts", "{badcsv}", "--out", "{tmp}/x"], "expected one of prompt"),
         (["collect", "--encoder", "{sd}", "--prompts", "{empty}", "--out", "{tmp}/x"], "holds no prompts"),
         (["train", "--activations", "{tmp}/nothing", "--out", "{tmp}/y"], "not an activation store"),
-        (["select", "--sae", "{tmp}", "--concept", "nudity", "--out", "{tmp}/n.json"], "not an SAE checkpoint"),
+        (
+            ["select", "--sae", "{tmp}", "--concept", "nudity", "--out", "{tmp}/n.json"],
+            "holds no SAE: it has no cfg.json",
+        ),
         (["generate", "--model", "tiny", "--prompts", "nope", "--out", "{tmp}/i"], "unknown prompt set"),
     ],
 )

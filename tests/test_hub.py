@@ -85,7 +85,48 @@ def test_an_saelens_sae_in_a_subfolder_loads_by_repo_id(trained, tmp_path):
 
 
 def test_a_repository_missing_offline_is_one_clear_error(tmp_path):
-    with pytest.raises(CheckpointError, match="not in the local hub cache"):
+    with pytest.raises(CheckpointError, match="neither a folder here .* nor in the local hub cache"):
         from_pretrained("nobody/no-such-sae", cache_dir=tmp_path / "empty")
-    with pytest.raises(CheckpointError, match="neither a folder nor a hub repository id"):
+    with pytest.raises(CheckpointError, match="no SAE folder .*missing/folder.* it does not exist"):
         from_pretrained(str(tmp_path / "missing" / "folder"))
+
+
+def test_a_mistyped_relative_folder_is_reported_missing_not_sent_to_the_hub(tmp_path, monkeypatch):
+    """ "runs/sae" has the shape of a repository id; with ./runs there it is a folder that is not."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "offline").mkdir(parents=True)
+    with pytest.raises(CheckpointError, match=r"no SAE folder runs/sae .* it does not exist$"):
+        from_pretrained("runs/sae", cache_dir=tmp_path / "empty")
+    with pytest.raises(CheckpointError, match="not a hub repository id"):
+        from_pretrained("sae")
+    (tmp_path / "runs" / "weights.safetensors").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="is a file; pass the folder"):
+        from_pretrained("runs/weights.safetensors")
+    with pytest.raises(CheckpointError, match="has no folder 'block_9'"):
+        from_pretrained(tmp_path / "runs", subfolder="block_9")
+
+
+@pytest.mark.parametrize("fmt", ["saelens", "sparsify"])
+def test_push_in_another_layout_puts_the_sae_in_its_folder_and_loads_back(trained, tmp_path, fmt):
+    hub = CacheHub(tmp_path / "hub")
+    push_to_hub(trained, "someone/sd14-saes", api=hub, format=fmt)
+    weights = "sae_weights.safetensors" if fmt == "saelens" else "sae.safetensors"
+    assert hub.uploads == [["README.md", "text_model.encoder.layers.9"]]
+    snap = tmp_path / "hub" / "models--someone--sd14-saes" / "snapshots" / REVISION
+    assert sorted(p.name for p in (snap / "text_model.encoder.layers.9").iterdir()) == sorted(["cfg.json", weights])
+    card = (snap / "README.md").read_text()
+    assert f"{fmt} layout, in the folder `text_model.encoder.layers.9`" in card
+    back = from_pretrained("someone/sd14-saes", subfolder="text_model.encoder.layers.9", cache_dir=tmp_path / "hub")
+    x = torch.randn(20, 16)
+    assert torch.allclose(back.decode(*back.encode(x)), trained.decode(*trained.encode(x)), atol=1e-6)
+    assert (back.cfg.encoder_id, back.cfg.layer, back.cfg.layer_index) == (
+        "CompVis/stable-diffusion-v1-4", "text_model.encoder.layers.9", 9)  # fmt: skip
+
+
+def test_a_bad_layout_or_folder_name_fails_before_the_repository_is_made(trained, tmp_path):
+    hub = CacheHub(tmp_path / "hub")
+    with pytest.raises(ValueError, match="format must be one of snce, saelens, sparsify"):
+        push_to_hub(trained, "someone/x", api=hub, format="dictionary_learning")
+    with pytest.raises(ValueError, match="relative folder name"):
+        push_to_hub(trained, "someone/x", api=hub, format="saelens", sae_id="../up")
+    assert hub.created == [] and hub.uploads == []

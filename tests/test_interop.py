@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from snce_lib.sae.interop import from_saelens, from_sparsify, to_saelens
+from snce_lib.sae.interop import from_saelens, from_sparsify, to_saelens, to_sparsify
 from snce_lib.sae.model import CheckpointError, SAEConfig, TopKSAE
 
 
@@ -73,3 +73,64 @@ def test_a_sparsify_checkpoint_loads_and_encodes_as_sparsify_does(tmp_path):
         vals, idx = ours.encode(x)
         assert torch.equal(enc.top_indices.sort(-1).values, idx.long().sort(-1).values)
         assert torch.allclose(coder(x).sae_out, ours.decode(vals, idx), atol=1e-5)
+
+
+def test_sparsify_format_round_trip_is_exact(sae, tmp_path):
+    back = from_sparsify(to_sparsify(sae, tmp_path / "sp"))
+    for name, t in sae.state_dict().items():
+        assert torch.equal(t, back.state_dict()[name]), name
+    assert (back.cfg.encoder_id, back.cfg.layer, back.cfg.layer_index) == ("offline", "encoder.layer.4", 4)
+
+
+def test_sparsify_opens_the_export_and_encodes_as_we_do(sae, tmp_path):
+    peer("sparsify")
+    from sparsify import SparseCoder
+
+    theirs = SparseCoder.load_from_disk(to_sparsify(sae, tmp_path / "sp"))
+    x = torch.randn(50, 24)
+    with torch.no_grad():
+        enc, (vals, idx) = theirs.encode(x), sae.encode(x)
+        assert torch.equal(enc.top_indices.sort(-1).values, idx.long().sort(-1).values)
+        assert torch.allclose(theirs(x).sae_out, sae.decode(vals, idx), atol=1e-5)
+
+
+def _hub_cache(monkeypatch, tmp_path):
+    """A hub-shaped cache that the real hub client reads offline, for the peers' own hub loaders."""
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
+    from tests.test_hub import CacheHub
+
+    return CacheHub(tmp_path / "hub")
+
+
+def test_saelens_from_pretrained_loads_a_pushed_sae(sae, tmp_path, monkeypatch):
+    """push_to_hub(format="saelens") into a hub-shaped cache; SAELens' own SAE.from_pretrained
+    (release = the repository id, sae_id = the folder) downloads it offline and computes as we do."""
+    peer("sae_lens")
+    from sae_lens import SAE
+
+    from snce_lib.sae.hub import push_to_hub
+
+    push_to_hub(sae, "someone/minilm-saes", api=_hub_cache(monkeypatch, tmp_path), format="saelens")
+    theirs = SAE.from_pretrained(release="someone/minilm-saes", sae_id="encoder.layer.4")
+    x = torch.randn(50, 24)
+    with torch.no_grad():
+        vals, idx = sae.encode(x)
+        dense = torch.zeros(50, 96).scatter_(1, idx.long(), vals)
+        assert torch.allclose(theirs.encode(x), dense, atol=1e-5)
+        assert torch.allclose(theirs(x), sae.decode(vals, idx), atol=1e-5)
+
+
+def test_sparsify_load_from_hub_loads_a_pushed_sae(sae, tmp_path, monkeypatch):
+    peer("sparsify")
+    from sparsify import SparseCoder
+
+    from snce_lib.sae.hub import push_to_hub
+
+    push_to_hub(sae, "someone/minilm-saes", api=_hub_cache(monkeypatch, tmp_path), format="sparsify")
+    theirs = SparseCoder.load_from_hub("someone/minilm-saes", hookpoint="encoder.layer.4")
+    x = torch.randn(50, 24)
+    with torch.no_grad():
+        assert torch.allclose(theirs(x).sae_out, sae.decode(*sae.encode(x)), atol=1e-5)

@@ -26,3 +26,21 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
+
+
+SAE_HELP = "an SAE: a folder (snce, SAELens or sparsify layout) or a hub repository id (owner/name)"
+
+
+def add_sae_arguments(p, required: bool = True) -> None:
+    """--sae and --sae-id, read by `load_sae`: the one way every subcommand loads an SAE."""
+    p.add_argument("--sae", required=required, default=None, help=SAE_HELP)
+    p.add_argument(
+        "--sae-id", default=None, help="the SAE's folder inside --sae (SAELens and sparsify keep one per block)"
+    )
+
+
+def load_sae(a):
+    """The SAE that --sae/--sae-id name, through `sae.hub.from_pretrained`, frozen."""
+    from snce_lib.sae.hub import from_pretrained
+
+    return from_pretrained(a.sae, subfolder=a.sae_id).requires_grad_(False)

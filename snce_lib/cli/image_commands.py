@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from snce_lib.cli.args import finite_float, positive_int
+from snce_lib.cli.args import add_sae_arguments, finite_float, load_sae, positive_int
 
 
 def _add_generate(sub) -> None:
@@ -22,7 +22,7 @@ def _add_generate(sub) -> None:
     )
     p.add_argument("--prompts", required=True, help="a named set (i2p, i2p_nudity, coco, ...) or a CSV")
     p.add_argument("--limit", type=positive_int, default=None, help="first N rows of the set")
-    p.add_argument("--sae", default=None)
+    add_sae_arguments(p, required=False)
     p.add_argument("--neurons", default=None, help="neurons.json from `snce select` (needs --sae)")
     p.add_argument("--lam", type=finite_float, default=1.0, help="erasure strength (a finite number >= 0)")
     p.add_argument("--allow-negative-lam", action="store_true", help="allow lambda < 0, which adds the concept")
@@ -58,7 +58,6 @@ def cmd_generate(a) -> int:
     from snce_lib.io import check_output_dir
     from snce_lib.models.pipelines import load_pipeline
     from snce_lib.prompts import load_set
-    from snce_lib.sae.model import TopKSAE
 
     check_output_dir(a.out)
     over = {k: v for k, v in (("steps", a.steps), ("resolution", a.resolution)) if v is not None}
@@ -76,7 +75,7 @@ def cmd_generate(a) -> int:
         pipe = load_pipeline(a.model, device=device)
     eraser = None
     if a.sae:
-        sae = TopKSAE.load(a.sae).requires_grad_(False)
+        sae = load_sae(a)
         settings = {
             "lam": a.lam,
             "mode": a.mode,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 
-from snce_lib.cli.args import finite_float, positive_int
+from snce_lib.cli.args import add_sae_arguments, finite_float, load_sae, positive_int
 
 
 def _add_collect(sub) -> None:
@@ -129,7 +129,7 @@ def cmd_train(a) -> int:
 
 def _add_select(sub) -> None:
     p = sub.add_parser("select", help="find a concept's neuron(s) by modulated frequency scoring")
-    p.add_argument("--sae", required=True, help="SAE folder")
+    add_sae_arguments(p)
     p.add_argument("--concept", required=True, help="nudity | violence | gun | knife | a pairs CSV")
     p.add_argument("--top-k", type=positive_int, default=1)
     p.add_argument("--method", default="modulated_frequency", choices=("modulated_frequency", "mean_difference", "itd"))
@@ -148,12 +148,11 @@ def _add_select(sub) -> None:
     p.set_defaults(func=cmd_select)
 
 
-def _sae_and_encoder(sae_dir, encoder=None):
+def _sae_and_encoder(a):
     from snce_lib.models.encoders import load_encoder
-    from snce_lib.sae.model import TopKSAE
 
-    sae = TopKSAE.load(sae_dir).requires_grad_(False)
-    enc = load_encoder(encoder or sae.cfg.encoder_id or "offline")
+    sae = load_sae(a)
+    enc = load_encoder(a.encoder or sae.cfg.encoder_id or "offline")
     return sae.to(enc.device), enc
 
 
@@ -164,7 +163,7 @@ def cmd_select(a) -> int:
     from snce_lib.prompts import read_prompts
 
     check_output_file(a.out)
-    sae, enc = _sae_and_encoder(a.sae, a.encoder)
+    sae, enc = _sae_and_encoder(a)
     bg = read_prompts(a.background) if a.background else None
     options = {"include_padding": not a.no_padding}
     if a.method == "modulated_frequency":
@@ -177,7 +176,7 @@ def cmd_select(a) -> int:
 
 def _add_inspect(sub) -> None:
     p = sub.add_parser("inspect", help="each prompt's activation of the chosen neuron(s): the neuron as a detector")
-    p.add_argument("--sae", required=True)
+    add_sae_arguments(p)
     p.add_argument("--neurons", required=True, help="neurons.json from `snce select`")
     p.add_argument("--prompts", required=True, nargs="+")
     p.add_argument("--encoder", default=None)
@@ -192,7 +191,7 @@ def cmd_inspect(a) -> int:
     from snce_lib.prompts import read_many
 
     check_output_file(a.out)
-    sae, enc = _sae_and_encoder(a.sae, a.encoder)
+    sae, enc = _sae_and_encoder(a)
     sel = Selection.load(a.neurons, sae)
     prompts = read_many(a.prompts)
     codes = prompt_codes(enc, sae, prompts, progress=True)
@@ -218,7 +217,7 @@ def cmd_inspect(a) -> int:
 
 def _add_atlas(sub) -> None:
     p = sub.add_parser("atlas", help="write a self-contained HTML atlas of an SAE (map, search, feature cards)")
-    p.add_argument("--sae", required=True, help="SAE folder")
+    add_sae_arguments(p)
     p.add_argument("--encoder", default=None, help="the encoder the SAE reads (default: the one it was trained on)")
     p.add_argument("--prompts", nargs="*", default=None, help="prompt files to sample (default: the project corpus)")
     p.add_argument("--limit", type=positive_int, default=1500, help="prompts in the sample")
@@ -235,7 +234,7 @@ def cmd_atlas(a) -> int:
     from snce_lib.resources import data_path
 
     check_output_file(a.out)
-    sae, enc = _sae_and_encoder(a.sae, a.encoder)
+    sae, enc = _sae_and_encoder(a)
     prompts = read_many(a.prompts) if a.prompts else read_prompts(data_path("corpus.csv"))
     ex = explore(enc, sae, prompts[: a.limit], a.concept, progress=False)
     write_atlas(ex.page, a.out)
@@ -244,4 +243,36 @@ def cmd_atlas(a) -> int:
     return 0
 
 
-ADDERS = [_add_collect, _add_train, _add_select, _add_inspect, _add_atlas]
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="write an SAE in another library's layout (saelens, sparsify) or snce's")
+    add_sae_arguments(p)
+    p.add_argument("--format", required=True, choices=("snce", "saelens", "sparsify"))
+    p.add_argument("--out", required=True, help="a new folder")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(a) -> int:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from snce_lib.io import check_output_dir
+    from snce_lib.sae import interop
+
+    out = check_output_dir(a.out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"--out {out} is not empty; give a new folder (an export never mixes two layouts)")
+    sae = load_sae(a)
+    write = {"snce": lambda s, f: s.save(f), "saelens": interop.to_saelens, "sparsify": interop.to_sparsify}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # whole, then renamed into place
+    write[a.format](sae, tmp)
+    if out.exists():
+        out.rmdir()
+    os.replace(tmp, out)
+    folder = out
+    print(json.dumps({"out": str(folder), "format": a.format, "latents": sae.cfg.n_latents, "k": sae.cfg.k}))
+    return 0
+
+
+ADDERS = [_add_collect, _add_train, _add_select, _add_inspect, _add_atlas, _add_export]

@@ -39,6 +39,7 @@ from snce_lib.models.toy.world import (
 )
 from snce_lib.resources import data_path
 from snce_lib.sae.collect import collect
+from snce_lib.sae.hub import from_pretrained
 from snce_lib.sae.model import TopKSAE
 from snce_lib.sae.train import TrainConfig, train_sae
 
@@ -63,7 +64,7 @@ def train_toy_sae(
     seeds see the same data."""
     out = Path(out)
     if (out / "sae" / "cfg.json").exists() and (out / "sae" / "metrics.json").exists():
-        return TopKSAE.load(out / "sae")
+        return from_pretrained(out / "sae")
     enc = toy_encoder(world=world)
     layer = 4 if layer is None else layer
     _, caps = dataset(n_captions, data_seed)

@@ -1,5 +1,8 @@
-"""SAEs that travel: write an snce SAE in SAELens' on-disk format (so SAELens and SAE-Dashboard
-open it), read it back, and read an EleutherAI sparsify checkpoint. Safetensors and JSON only.
+"""SAEs that travel: write an snce SAE in SAELens' on-disk format (SAELens' `SAE.load_from_disk` and,
+pushed with `hub.push_to_hub(..., format="saelens")`, its `SAE.from_pretrained` open it) or in
+EleutherAI sparsify's (its `SparseCoder.load_from_disk` opens it), and read both back.
+Safetensors and JSON only. (SAE-Dashboard's runner also needs a TransformerLens model of the encoder,
+which a CLIP or MiniLM text encoder is not, so its dashboards are not built from these files here.)
 
 The three TopK SAEs compute the same thing under other names:
 
@@ -90,9 +93,44 @@ def from_sparsify(folder: str | os.PathLike) -> TopKSAE:
         raise CheckpointError(f"{folder} is a sparsify coder other than a plain TopK SAE ({cfg})")
     t = _tensors(folder / "sae.safetensors", ("encoder.weight", "encoder.bias", "W_dec", "b_dec"))
     m, d = t["encoder.weight"].shape
-    sc = SAEConfig(int(d), int(m), int(cfg["k"]))
+    ours = cfg.get("snce") or {}  # written by to_sparsify; a checkpoint sparsify trained has none
+    sc = SAEConfig(int(d), int(m), int(cfg["k"]), str(ours.get("encoder_id") or ""), str(ours.get("layer") or ""),
+                   int(ours.get("layer_index", -1)))  # fmt: skip
     return TopKSAE.from_tensors(sc, {"W_enc": t["encoder.weight"], "b_enc": t["encoder.bias"], "W_dec": t["W_dec"],
                                      "b_pre": t["b_dec"]})  # fmt: skip
+
+
+def to_sparsify(sae: TopKSAE, folder: str | os.PathLike) -> Path:
+    """Write `cfg.json` + `sae.safetensors` as sparsify 1.x saves a plain TopK SparseCoder. The cfg's
+    "snce" entry (sparsify ignores keys it does not know) keeps the encoder and block for `from_sparsify`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    c = sae.cfg
+    atomic_save_safetensors(
+        folder / "sae.safetensors",
+        {
+            "encoder.weight": sae.W_enc.detach().contiguous(),
+            "encoder.bias": sae.b_enc.detach(),
+            "W_dec": sae.W_dec.detach().contiguous(),
+            "b_dec": sae.b_pre.detach(),
+        },  # fmt: skip
+    )
+    atomic_write_json(
+        folder / "cfg.json",
+        {
+            "activation": "topk",
+            "expansion_factor": max(1, c.n_latents // c.d_in),
+            "normalize_decoder": True,
+            "num_latents": c.n_latents,
+            "k": c.k,
+            "multi_topk": False,
+            "skip_connection": False,
+            "transcode": False,
+            "d_in": c.d_in,
+            "snce": {"encoder_id": c.encoder_id, "layer": c.layer, "layer_index": c.layer_index},
+        },  # fmt: skip
+    )
+    return folder
 
 
 def _tensors(path: Path, names: tuple[str, ...]) -> dict[str, torch.Tensor]:

@@ -187,11 +187,13 @@ class TopKSAE(nn.Module):
 
         return from_pretrained(repo_or_folder, subfolder=subfolder, revision=revision, device=device)
 
-    def push_to_hub(self, repo_id: str, private: bool = False, token: str | None = None) -> str:
-        """Upload the checkpoint with a model card (encoder, block, data, token budget, metrics); see `sae.hub`."""
+    def push_to_hub(self, repo_id: str, private: bool = False, token: str | None = None, format: str = "snce",
+                    sae_id: str | None = None) -> str:  # fmt: skip
+        """Upload the SAE ("snce", "saelens" or "sparsify" layout) with a model card (encoder, block, data,
+        token budget, metrics); see `sae.hub`."""
         from snce_lib.sae.hub import push_to_hub
 
-        return push_to_hub(self, repo_id, private=private, token=token)
+        return push_to_hub(self, repo_id, private=private, token=token, format=format, sae_id=sae_id)
 
     @classmethod
     def from_tensors(cls, cfg: SAEConfig, tensors: dict, device="cpu") -> TopKSAE:

@@ -64,7 +64,7 @@ def ensure_sae(p: Profile, encoder=None, progress: bool = True, on_log=None, bui
     beside it (notebook 01's exercises: `overrides={"expansion": 2}, folder="sae_expansion2"`)
     on the same store, and never touch the SAE that notebooks 02-04 read. A variant folder is
     built when missing, and one trained with other settings is refused."""
-    from snce_lib.sae.model import TopKSAE
+    from snce_lib.sae.hub import from_pretrained
     from snce_lib.sae.train import train_sae
 
     overrides = dict(overrides or {})
@@ -74,7 +74,7 @@ def ensure_sae(p: Profile, encoder=None, progress: bool = True, on_log=None, bui
         )
     target = p.run_dir / folder
     if (target / "metrics.json").exists():
-        sae = TopKSAE.load(target).requires_grad_(False)
+        sae = from_pretrained(target).requires_grad_(False)
         saved = sae.metrics.get("train_config", {})
         differ = {k: (saved.get(k), v) for k, v in overrides.items() if saved.get(k) != v}
         if differ:
