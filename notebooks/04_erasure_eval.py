@@ -40,7 +40,7 @@
 # eraser, i.e. 2 x (134 + 79 + 200) = 826 images at 50 steps. Not timed on a T4 here; at the
 # public diffusers figure of roughly 4-5 s per 512 px image at 50 steps on a T4 (fp16), about an
 # hour. The toy-world sections run on the CPU even on a GPU runtime (48 prompts per set there:
-# about 3,500 16x16 images, a few minutes). The paper's full protocol is far larger (README).
+# about 3,500 16x16 images, a few minutes). The paper's full protocol is far larger (docs/evaluation-protocols.md).
 
 # %%
 # Colab: install the release these notebooks were written for (or the wheel or git+ address SNCE_REPO names),
@@ -133,7 +133,7 @@ plt.show()
 # each mode and $\lambda$. Same prompts and seeds everywhere.
 #
 # Read the table before believing the method: does the target rate fall? In this world it
-# does not, and the next section shows why. The README's toy-world section reports the full
+# does not, and the next section shows why. docs/findings.md reports the full
 # measurements, including how many neurons and how large a $\lambda$ it takes to move the rate.
 
 # %%
@@ -216,7 +216,7 @@ wb.record(
 # padding, final LayerNorm, as SD v1.4's), beside the MiniLM one; same renders, detector,
 # prompts, seeds, UNet recipe and sampler. `benchmarks/methods.py` measures every method in both
 # (about 20 minutes on a 2-core CPU); here we read its table: this machine's run if there is
-# one, else the copy measured for the README.
+# one, else the copy measured for docs/findings.md.
 
 # %%
 from snce_lib.evaluation.comparison import latents_used, load_table, method_label, plot_comparison
@@ -258,7 +258,7 @@ nt[["probe_auroc_fixed", "probe_auroc_retrained", "heldout_probe_auroc_vs_lookal
 # What holds where: the lines below are read off the table this notebook loaded (unedited model
 # first, then the paper's setting, a stronger single neuron, many latents, the family, Concept
 # Steerers, LEACE and deleting the word), and the nudity table's range after every method. How far
-# the rows move with the SAE's seed is in `benchmarks/methods_stability.py` (README, *Stability*).
+# the rows move with the SAE's seed is in `benchmarks/methods_stability.py` (docs/findings.md, *Stability*).
 
 # %%
 from snce_lib.evaluation.comparison import headline

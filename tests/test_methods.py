@@ -251,7 +251,7 @@ def test_a_strict_filter_that_leaves_no_latent_is_said_not_replaced(setup, monke
 
 
 def test_shipped_tables_record_every_rows_latents_and_tolerance():
-    """The methods, nudity and stability tables that notebook 04 and the README read: every row says
+    """The methods, nudity and stability tables that notebook 04 and docs/findings.md read: every row says
     which latents it edited and under which tolerance; a "strict" row used s^d = 0."""
     import json
 

@@ -53,7 +53,7 @@ def test_toy_experiment_at_lambda_1(toy, tmp_path_factory):
     rare prompt on which it fires can change). The detector-based target rate must see red vanish
     when red is truly absent from the prompt (the deconcept twins): below 0.35, against ~1/6 for a
     random colour; this is the control that the metric can measure erasure. Whether one neuron
-    achieves that is measured, not asserted: see the README's toy-world findings.
+    achieves that is measured, not asserted: see docs/findings.md.
     """
     from snce_lib.evaluation.toy import run_experiment, train_toy_sae
 

@@ -1,5 +1,5 @@
-"""The `snce` command line: one subcommand a step (collect, train, select, inspect, generate,
-evaluate, workbook), each a thin wrapper over the library.
+"""The `snce` command line: one subcommand a step (collect, train, select, inspect, atlas, export,
+generate, evaluate, workbook), each a thin wrapper over the library.
 
 Every known failure becomes one line on stderr (`snce: error: ...`) and exit status 2; argparse's
 own errors too. `SNCE_DEBUG=1` shows the traceback of an unexpected one.

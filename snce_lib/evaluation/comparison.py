@@ -221,7 +221,7 @@ def concept_rows(enc, sae, pairs, entries: Sequence[Entry], positives: Sequence[
 def load_table(name: str = "table", path=None) -> tuple[list[dict], str]:
     """A methods table (`name`: "table" for the toy worlds, "nudity" for the offline encoder) and where
     it came from: `path`, else this machine's benchmark output (runs/bench/methods/<name>.json), else
-    the copy shipped with the package (measured by `benchmarks/methods.py`, see the README)."""
+    the copy shipped with the package (measured by `benchmarks/methods.py`, see docs/findings.md)."""
     import json
     from pathlib import Path
 
@@ -249,7 +249,7 @@ HEADLINE = (("snce top-1 strict, mode B", 1.0), ("snce top-1 strict, mode B", 4.
 def headline(rows: Sequence[dict]) -> list[str]:
     """One line per world and target from a methods table: target rate, attack rate and the other
     prompts' lower accuracy for the `HEADLINE` rows, beside the unedited model's. For notebook 04
-    and the README, so that no sentence about the table is typed by hand."""
+    and docs/findings.md, so that no sentence about the table is typed by hand."""
     out = []
     for world, target in dict.fromkeys((r["world"], r["target"]) for r in rows):
         part = {(r["method"], r["lam"]): r for r in rows if r["world"] == world and r["target"] == target}
