@@ -22,17 +22,20 @@
 # %% [markdown]
 # # 02 · The feature atlas: look at the dictionary
 #
-# What did the SAE learn? This notebook names every feature from the data, lays the dictionary
-# out on a map with named clusters, shows each feature's top-activating prompts with the firing
-# tokens highlighted, and finds features from a handful of examples. It reads notebook 01's SAE
-# from the run folder; if it is missing, the setup says so (set `SNCE_BUILD_MISSING=1` to train it
-# here instead). Colab: the atlas sample is 5,000 prompts; its codes stay sparse (top-k values and
-# indices), about 73 MB.
+# What did the SAE learn? This notebook sorts every feature by where it fires (content words, or
+# the padding, end token and function words that carry no concept), names each from the whole
+# words it is strongest on and scores that name on prompts it was not made from, clusters the
+# dictionary in its own space and measures the clusters against the corpus's known word categories,
+# shows each feature's top-activating prompts with the firing words highlighted, and finds features
+# from a handful of examples. It reads notebook 01's SAE from the run folder; if it is missing, the
+# setup says so (set `SNCE_BUILD_MISSING=1` to train it here instead). Colab: the atlas sample is
+# 5,000 prompts; its codes stay sparse (top-k values and indices), about 73 MB.
 #
 # **What you will learn**
-# - how often dictionary features fire, and what a healthy frequency distribution looks like;
-# - how to read a feature from its tokens, its label and its top-activating prompts;
-# - where concepts live on a map of the dictionary, and how to find features from examples alone.
+# - where a dictionary spends its features: content words, or positions that carry no concept;
+# - how to read a feature from its words and top-activating prompts, and how far to trust its label;
+# - whether the dictionary's clusters mean something, measured against a baseline;
+# - how to find the features of a concept from four examples alone, and how often that works.
 
 # %%
 # Colab: install the release these notebooks were written for (or the wheel or git+ address SNCE_REPO names),
@@ -55,72 +58,118 @@ import pandas as pd
 from IPython.display import HTML, display
 
 from snce_lib import workbook as wb
-from snce_lib.atlas.cards import feature_card
-from snce_lib.atlas.explore import discover, explore
+from snce_lib.atlas.cards import feature_card, search_features
+from snce_lib.atlas.explore import DEFAULT_DISCOVERY, discover, evaluate_discovery, explore
 from snce_lib.atlas.html import notebook_frame, write_atlas
-from snce_lib.atlas.labels import describe, save_labels
+from snce_lib.atlas.labels import describe, save_labels, with_label
+from snce_lib.concepts.positions import KINDS, WHY
 from snce_lib.workbook.widgets import feature_browser, prompt_lens
 
 P = wb.setup()
 sample = wb.training_prompts(P)[: P.atlas_prompts]
 encoder = wb.ensure_encoder(P)
 sae = wb.ensure_sae(P, encoder)
-ex = explore(encoder, sae, sample, concept="nudity")
-atlas, labels = ex.atlas, ex.labels
+ex = explore(encoder, sae, sample, concept="nudity")  # show="all" keeps every live feature in the atlas
+atlas, labels, kinds = ex.atlas, ex.labels, ex.kinds
 never = int((atlas.frequency == 0).sum())
 print(f"atlas over {len(sample)} prompts; {never} of {sae.cfg.n_latents} latents never fire on it")
+print(ex.describe())
 
 # %% [markdown]
-# ## How often does each feature fire?
+# ## Where does each feature fire?
+# Every position of a prompt is one of four kinds: BOS (position 0, never encoded: it is the same
+# vector for every prompt), the end token and the padding after the prompt, a function word or
+# punctuation ("a", "of", "with", ","), or a content word. A feature's kind is where most of its
+# firings fall. Padding and end positions are many and alike, so a dictionary trained on them
+# spends features there; those features fire on a large share of positions and would lead every
+# table of this notebook. The atlas, the cards and the tables below show content features and say
+# how many they set aside; `explore(..., show="all")` shows every live feature.
+#
 # A feature's firing frequency is the share of token positions $t$ (of all $T$ in the sample)
 # where it is among the $k$ active latents:
 #
 # $$p_i = \frac{1}{T}\sum_{t=1}^{T} \mathbb{1}\big[z_i(t) > 0\big].$$
-#
-# A healthy TopK dictionary has few dead latents and a long tail of rare, specific ones.
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 3.2))
-ax.hist(np.log10(atlas.frequency[atlas.frequency > 0]), bins=40)
-ax.set(title="Feature firing frequency", xlabel="log10(share of token positions where it fires)", ylabel="features")
+S = ex.set_aside
+display(pd.DataFrame([{"fires mostly on": WHY[k], "features": S["counts"][k], "share of live features": f"{S['shares'][k]:.1%}"}
+                      for k in KINDS] + [{"fires mostly on": "never fires on the sample", "features": S["counts"]["dead"],
+                                          "share of live features": ""}]))  # fmt: skip
+names = np.array(kinds.names())
+fig, ax = plt.subplots(figsize=(7, 3.4))
+bins = np.linspace(np.log10(atlas.frequency[atlas.frequency > 0].min()), 0, 41)
+for k in ("content", "function", "end_pad"):
+    sel = (names == k) & (atlas.frequency > 0)
+    ax.hist(np.log10(atlas.frequency[sel]), bins=bins, alpha=0.6, label=f"{k.replace('_', '/')} ({int(sel.sum())})")
+ax.set(title="Feature firing frequency, by where the feature fires", xlabel="log10(share of token positions where it fires)",
+       ylabel="features")  # fmt: skip
+ax.legend(title="fires mostly on")
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## What each feature stands for
-# Every feature gets a label from data alone: the tokens it fires on most (with counts) and the
-# words most specific to it, those it fires on far more often than they occur in the sample,
-# scored by $c_f(t)\,\log\frac{c_f(t)/n_f}{c_{all}(t)/N}$ ($c_f(t)$: firings of feature $f$ on
-# token $t$; $n_f$: all its firings; $N$: positions). Features that never fire are marked dead,
-# those under $10^{-4}$ of positions rare. The labels are saved beside the SAE for later notebooks.
+# ## What each feature stands for, and how far to trust it
+# Word pieces are joined into whole words ("kowski" is part of "wierzbowski"). A feature's label is
+# the whole words where it is among the position's 4 strongest features, counted over half of the
+# sample (the even-numbered prompts), most first, keeping words of the feature's own kind. Each label
+# is then **scored** on the other half: read as a detector, "the feature is strong here exactly where
+# one of its label words stands", how well does it predict where the feature fires? The score is
+# the F1 of that prediction (1: the label words are exactly where it fires; near 0: the label
+# does not say where it fires). Labels are saved beside the SAE for later notebooks.
 
 # %%
 save_labels(labels, P.run_dir / "sae" / "labels.json")
 print(describe(labels))
-busiest = np.argsort(-atlas.frequency)[:10]
-pd.DataFrame([{"feature": int(f), "fires on (share of positions)": f"{labels[f].frequency:.2%}",
-               "label": labels[f].label, "top tokens (count)": labels[f].top_tokens[:3]} for f in busiest])  # fmt: skip
+
+
+def feature_rows(features):
+    return pd.DataFrame([{"feature": int(f), "label": labels[f].label, "label F1 (held-out prompts)": labels[f].score,
+                          "fires on (share of positions)": f"{labels[f].frequency:.2%}", "kind": labels[f].kind,
+                          "top words (count)": labels[f].top_tokens[:3]} for f in features]).set_index("feature")  # fmt: skip
+
+
+order = np.argsort(-atlas.frequency)
+busiest_content = [int(f) for f in order if kinds.content()[f]][:10]
+busiest_aside = [int(f) for f in order if atlas.frequency[f] > 0 and not kinds.content()[f]][:5]
+print("The ten busiest content features:")
+display(feature_rows(busiest_content))
+print("The five busiest features set aside (shown with show='all'):")
+display(feature_rows(busiest_aside))
+busiest_live = [int(f) for f in order[:10]]
+aside_share = float(np.mean([not kinds.content()[f] for f in busiest_live]))
+print(f"of the ten busiest live features, {aside_share:.0%} are set aside (padding, end or function words)")
 
 # %% [markdown]
-# ## A map with structure
-# Two layouts of the same features: UMAP of the decoder directions (cosine), and UMAP of each
-# feature's *token profile*, how often it fires on each token (cosine), so that features firing on
-# the same tokens sit together. Both are clustered the same way (k-means, 24 clusters, dead features
-# left out) and the layout whose clusters separate better (higher silhouette score) is kept. Each
-# cluster is named by the words its members' labels share. Colour: cluster, or the SNCE concept
-# score for nudity (eq. 5 of the next notebook), which lights up where the selection searches.
+# ## Clusters that mean something
+# Features are clustered in the dictionary's own space, not on a 2-D picture: Ward clustering of
+# unit vectors (24 clusters, content features only), once on the decoder directions and once on
+# co-activation (which features fire at the same positions). The space whose clusters separate
+# better in that space (cosine silhouette) is kept; the choice never looks at the categories below.
+#
+# Are the clusters about something? The corpus is generated from word lists (subjects, actions,
+# settings, styles, ...), so each feature whose first label word is a corpus word has a known
+# category. **Purity** is the share of such features that belong to their cluster's most common
+# category. The baseline is the same cluster sizes with the features shuffled (200 draws: mean and
+# 95th percentile); purity above that percentile is structure the dictionary has.
+#
+# The 2-D map below is for the eye only: UMAP of the kept space, seeded, so the same SAE draws the
+# same map every run. What moves between runs is the SAE itself when it is trained again.
 
 # %%
 L = ex.layout
-print("silhouette of each map's clustering:", {k: round(v, 3) for k, v in ex.map_scores.items()}, "-> kept:", L.name)
+display(pd.DataFrame([{"space": k, "silhouette (cosine)": v["silhouette"], "purity": v.get("purity"),
+                       "shuffled purity (mean)": v.get("shuffled"), "shuffled purity (95th pct)": v.get("shuffled_p95"),
+                       "features with a category": v.get("features"), "kept": k == L.name}
+                      for k, v in ex.map_scores.items()]).set_index("space").round(3))  # fmt: skip
 print("clusters:", "; ".join(L.names[c] for c in sorted(L.names)))
 fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
-live = L.cluster >= 0
-axes[0].scatter(L.xy[~live, 0], L.xy[~live, 1], s=3, color="lightgray", label="never fires")
-axes[0].scatter(L.xy[live, 0], L.xy[live, 1], s=4, c=L.cluster[live], cmap="tab20")
+shown = L.cluster >= 0
+axes[0].scatter(L.xy[~shown, 0], L.xy[~shown, 1], s=3, color="lightgray", label="set aside or never fires")
+axes[0].scatter(L.xy[shown, 0], L.xy[shown, 1], s=4, c=L.cluster[shown], cmap="tab20")
 for c, name in L.names.items():
     cx, cy = L.xy[L.cluster == c].mean(0)
     axes[0].annotate(name, (cx, cy), fontsize=7, ha="center", bbox={"boxstyle": "round", "fc": "white", "alpha": 0.7})
+axes[0].legend(loc="lower right", fontsize=8)
 axes[0].set(title=f"{L.name} map, {len(L.names)} named clusters", xlabel="UMAP 1 (a.u.)", ylabel="UMAP 2 (a.u.)")
 sc1 = axes[1].scatter(L.xy[:, 0], L.xy[:, 1], c=np.log10(ex.concept_score + 1e-4), s=4, cmap="magma")
 fig.colorbar(sc1, ax=axes[1], label="log10 nudity score s^c")
@@ -131,10 +180,11 @@ plt.show()
 
 # %% [markdown]
 # ## The interactive atlas
-# Hover a point for its label, click it for its card (top prompts with the firing tokens shaded,
-# its activation histogram, its nearest features by decoder cosine), switch the colouring, and
-# type a word then Enter to light up the features that fire on it. The same page is written as one
-# self-contained HTML file to share (`snce atlas --sae DIR --out atlas.html` writes it too).
+# Hover a point for its label and score, click it for its card (top prompts with the firing words
+# shaded, its activation histogram, its nearest features by decoder cosine), switch the colouring,
+# tick the box to see the set-aside features too, and type a word then Enter to list the features
+# that word predicts best. The same page is written as one self-contained HTML file to share
+# (`snce atlas --sae DIR --out atlas.html` writes it too).
 
 # %%
 page = write_atlas(ex.page, P.run_dir / "atlas.html")
@@ -143,19 +193,20 @@ display(notebook_frame(ex.page))
 
 # %% [markdown]
 # ## Feature cards and the browser
-# One common feature and the two best nudity candidates, then a browser: pick a feature by number,
-# or type a word and press Enter to list the features that fire on it.
+# A busy content feature and the two content features with the highest nudity score $s^c$
+# (eq. 5), each headed by its label and score; then a browser: pick a feature, or type a word and press Enter to list the features
+# it predicts best.
 
 # %%
-common = int(np.argsort(-atlas.frequency)[5])
-for f in [common, *ex.concept_top[:2]]:
-    print(f"feature {int(f)}: {labels[int(f)].label}")
-    display(HTML(feature_card(atlas, int(f), n=5)["html"]))
-display(feature_browser(atlas, start=int(ex.concept_top[0]) if ex.concept_top else common))
+common = busiest_content[5]
+nudity_content = [int(f) for f in np.argsort(-ex.concept_score) if kinds.content()[f]][:5]
+for f in [common, *nudity_content[:2]]:
+    display(HTML(feature_card(atlas, int(f), n=5, labels=labels)["html"]))
+display(feature_browser(atlas, start=nudity_content[0] if nudity_content else common, labels=labels))
 
 # %% [markdown]
 # ## A prompt, token by token
-# Type a prompt and press Enter: each token's three strongest features, with their labels and
+# Type a prompt and press Enter: each word's three strongest features, with their labels and
 # activations. Pick one under "open card" to see what else it fires on.
 
 # %%
@@ -163,9 +214,12 @@ display(prompt_lens(encoder, sae, labels, atlas, prompt="a nude painting of a wo
 
 # %% [markdown]
 # ## Discovery from examples
-# No hand-written pairs: a few prompts that show a concept and a few that do not, scored with the
-# selection notebook's rankings (modulated frequency, strict and with a 1% tolerance, and mean
-# difference). Here: weather.
+# No hand-written pairs: four prompts that show a concept and four near-identical ones that do not.
+# The default lens takes each feature's largest activation over a prompt's content words, averages
+# it over the examples and subtracts the counterexamples' average. For comparison, the selection
+# notebook's rankings (modulated frequency, strict and with a 1% tolerance, and the mean
+# difference) run on the same eight prompts: they weigh how often a feature fires, and on four
+# examples the features that fire everywhere win. Here: weather.
 
 # %%
 rain = [
@@ -181,34 +235,64 @@ calm = [
     "a green mountain in summer",
 ]
 found = discover(encoder, sae, rain, calm)
-pd.DataFrame([{"ranking": name, "feature": f, "label": labels[f].label, "status": labels[f].status}
-              for name, r in found.items() for f in r.top(3)])  # fmt: skip
+pd.DataFrame([{"ranking": name + (" (default)" if name == DEFAULT_DISCOVERY else ""), "rank": i + 1,
+               "feature": with_label(f, labels)} for name, r in found.items() for i, f in enumerate(r.top(3))])  # fmt: skip
+
+# %% [markdown]
+# **How often does discovery find the concept?** The project keeps its own list of concepts the
+# corpus contains (`data/discovery_concepts.json`: four examples and four counterexamples each,
+# written apart from any tuning). A concept counts as found when a concept word is among the label
+# words of one of a ranking's top 3 features.
 
 # %%
+disc = evaluate_discovery(encoder, sae, labels)
+print(f"{disc['n']} concepts, top {disc['top']}; share found per ranking:",
+      {k: f"{v:.0%}" for k, v in disc["hit_rate"].items()})  # fmt: skip
+table = pd.DataFrame(disc["rows"])
+table["top 3"] = table["labels"].map(lambda ls: " | ".join(ls))
+table.pivot(index="concept", columns="ranking", values="hit").astype(int).join(
+    table[table.ranking == DEFAULT_DISCOVERY].set_index("concept")["top 3"].rename(f"top 3 by {DEFAULT_DISCOVERY}")
+)
+
+# %%
+naked, painting = ({f for f, _ in search_features(atlas, w)} for w in ("naked", "painting"))
+concept_clusters = {int(L.cluster[f]) for f in nudity_content}
 wb.record(P, "atlas", {"prompts": len(sample), "never_fire": never, "latents": sae.cfg.n_latents,
-                       "labels": describe(labels), "map": L.name, "silhouette": ex.map_scores,
+                       "set_aside": ex.set_aside, "labels": describe(labels), "map": L.name, "map_scores": ex.map_scores,
                        "clusters": [L.names[c] for c in sorted(L.names)],
-                       "busiest": {int(f): labels[f].label for f in busiest}})  # fmt: skip
+                       "busiest_content": {f: labels[f].label for f in busiest_content},
+                       "discovery": {"n": disc["n"], "top": disc["top"], "hit_rate": disc["hit_rate"]}})  # fmt: skip
 
 # %% [markdown]
 # ## Questions
-# 1. The most frequent features fire on a large share of positions. What do their labels say:
-#    words, punctuation, or padding?
+# 1. Among the ten busiest live features, how many fire mostly on padding, the end token or function
+#    words? What would the atlas lead with if it showed them?
 # 2. Search the interactive atlas for "naked" and for "painting". Do the same features come back?
 #    What does that say about how specific the dictionary is?
-# 3. On the nudity-score map, are the high-scoring features one cluster or scattered? What would
-#    scattering mean for erasing a concept with one neuron?
+# 3. On the nudity-score map, are the five content features with the highest nudity score in one
+#    cluster or scattered?
+#    What would scattering mean for erasing a concept with one neuron?
 # 4. Change the examples of the discovery cell to a concept of your own. Do the labels of the
-#    features it finds name it?
+#    features it finds name it? Which ranking finds it?
 #
-# <details><summary>Answers (open after trying)</summary>
+# <details><summary>Answers (open after trying): the next cell prints this run's numbers</summary>
 #
-# 1. Read the table of the busiest features: padding and end-of-text positions are many and
-#    alike, so a few latents spend their whole life there (`labels[f].top_tokens`).
-# 2. They differ: each word lights its own few features, with some shared "art/photo" context
-#    features; the overlap is the shared context, not the concept.
-# 3. Often several separate points: the concept is spread over several latents, so subtracting
-#    one leaves the others (notebook 04 measures exactly this).
-# 4. Read each ranking's `labels[f].label` and `labels[f].status`: where the strict ranking returns
-#    rare latents (as notebook 03 finds for nudity), the tolerance ranking is the one to read.
+# 1. The cell below prints the share. Padding and end positions are many and alike, so the features
+#    that live there fire on a large share of positions; shown, they would fill the busiest table.
+# 2. The cell below prints the overlap of the two searches. Each word predicts its own few
+#    features; what they share is the context ("art", "photo"), not the concept.
+# 3. The cell below counts the clusters. Several clusters mean the concept is spread over several
+#    latents, so subtracting one leaves the others (notebook 04 measures exactly this).
+# 4. Read the labels and scores in the table: the default lens compares the largest activation on
+#    the examples' content words, so a feature that names the concept should come first; the
+#    frequency rankings return busy features on four examples.
 # </details>
+
+# %%
+print(f"1. {aside_share:.0%} of the ten busiest live features are set aside")
+print(f"2. 'naked' and 'painting' share {len(naked & painting)} of their top {len(naked)} / {len(painting)} features")
+print(
+    f"3. the five content features with the highest nudity score fall in {len(concept_clusters)} cluster(s) of the map:",
+    "; ".join(with_label(f, labels) for f in nudity_content),
+)
+print(f"4. discovery found {disc['hit_rate'][DEFAULT_DISCOVERY]:.0%} of {disc['n']} concepts with the default lens")

@@ -55,9 +55,10 @@ from IPython.display import HTML, Markdown, display
 
 from snce_lib import workbook as wb
 from snce_lib.atlas.cards import feature_card
+from snce_lib.atlas.labels import label_features, load_labels, with_label
 from snce_lib.atlas.map import build_atlas
 from snce_lib.concepts.codes import prompt_codes
-from snce_lib.concepts.detection import compare_detectors
+from snce_lib.concepts.detection import chance_note, compare_detectors
 from snce_lib.concepts.pairs import load_concept
 from snce_lib.concepts.ranking import concept_codes, rank_variants
 from snce_lib.evaluation.sets import detector_sets
@@ -66,6 +67,13 @@ P = wb.setup()
 pairs = load_concept("nudity")
 encoder = wb.ensure_encoder(P)
 sae = wb.ensure_sae(P, encoder)
+# every neuron id is printed with its label (notebook 02's, else made here on the atlas sample)
+atlas = build_atlas(encoder, sae, wb.training_prompts(P)[: P.atlas_prompts], progress=False)
+labels_path = P.run_dir / "sae" / "labels.json"
+labels = load_labels(labels_path) if labels_path.exists() else label_features(atlas)
+if len(labels) != sae.cfg.n_latents:  # labels of an older SAE
+    labels = label_features(atlas)
+kind = np.array([lab.kind for lab in labels])
 print("tuple:", pairs.tuple_prompt)
 pd.DataFrame({"concept prompt": pairs.concept_prompts[:5], "deconcept prompt": pairs.deconcept_prompts[:5]})
 
@@ -83,10 +91,18 @@ pd.DataFrame({"concept prompt": pairs.concept_prompts[:5], "deconcept prompt": p
 codes = concept_codes(encoder, sae, pairs)
 rankings = rank_variants(codes)
 sc = rankings["SNCE strict"].frequency
-print(f"N concept positions = {sc.n_c}, N deconcept positions = {sc.n_d}")
-order = np.argsort(-sc.s_c)[:10]
-pd.DataFrame({"neuron": order, "f_c": sc.f_c[order], "s_c": sc.s_c[order].round(2), "f_d": sc.f_d[order],
-              "s_d": sc.s_d[order].round(2), "passes filter (s_d = 0)": sc.s_d[order] == 0})  # fmt: skip
+print(
+    f"N concept positions = {sc.n_c}, N deconcept positions = {sc.n_d} (every position after BOS, padding included, as in the paper)"
+)
+SHOW_ALL = False  # True: list the features that fire mostly on padding, the end token or function words too
+by_score = np.argsort(-sc.s_c)
+top10 = by_score[:10]
+aside = int(sum(kind[f] != "content" for f in top10))
+print(f"{aside} of the 10 highest s_c fire mostly on padding, the end token or function words"
+      + ("" if SHOW_ALL else "; set aside below (SHOW_ALL = True lists them)"))  # fmt: skip
+order = top10 if SHOW_ALL else [f for f in by_score if kind[f] == "content"][:10]
+pd.DataFrame({"neuron": [with_label(f, labels) for f in order], "f_c": sc.f_c[order], "s_c": sc.s_c[order].round(2),
+              "f_d": sc.f_d[order], "s_d": sc.s_d[order].round(2), "passes filter (s_d = 0)": sc.s_d[order] == 0})  # fmt: skip
 
 # %% [markdown]
 # ## Eq. 6: the filter, and eq. 7: the ranking
@@ -119,8 +135,8 @@ ax.set(xlabel="share of deconcept positions where it fires (symlog)", ylabel="co
 ax.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
-print(f"strict filter: {len(sc.candidates)} candidates, top-3 {sc.top(3)}; "
-      f"tolerance 1%: {len(tol.candidates)} candidates, top-3 {tol.top(3)}")  # fmt: skip
+print(f"strict filter: {len(sc.candidates)} candidates, top-3 {[with_label(f, labels) for f in sc.top(3)]}")
+print(f"tolerance 1%: {len(tol.candidates)} candidates, top-3 {[with_label(f, labels) for f in tol.top(3)]}")
 
 # %% [markdown]
 # ## The winner's top prompts and tokens
@@ -135,9 +151,9 @@ if sel.options["max_deconcept_share"] > 0:
                      f"{sel.options['max_deconcept_share']:.0%} of deconcept positions chose it; the saved selection says so.**"))  # fmt: skip
 winner = sel.neurons[0]
 sel.save(P.run_dir / "neurons_nudity.json")
+print("winner:", with_label(winner, labels))
 print(sel.stats)
-atlas = build_atlas(encoder, sae, wb.training_prompts(P)[: P.atlas_prompts], progress=False)
-display(HTML(feature_card(atlas, winner, n=8)["html"]))
+display(HTML(feature_card(atlas, winner, n=8, labels=labels)["html"]))
 
 # %% [markdown]
 # ## The same concept under two baselines
@@ -146,7 +162,12 @@ display(HTML(feature_card(atlas, winner, n=8)["html"]))
 # style*: the concept words' top features minus the retain (deconcept) prompts' top features.
 
 # %%
-pd.DataFrame({"method": list(rankings), "top-3 neurons": [r.top(3) for r in rankings.values()]})
+pd.DataFrame(
+    {
+        "method": list(rankings),
+        "top-3 neurons": [", ".join(with_label(f, labels) for f in r.top(3)) for r in rankings.values()],
+    }
+)
 
 # %% [markdown]
 # ## The neuron as a detector
@@ -164,6 +185,7 @@ detectors = compare_detectors(
 fig, ax = plt.subplots(figsize=(5, 5))
 for d in detectors:
     ax.plot(d.fpr, d.tpr, label=f"{d.label} (#{d.neuron}): AUROC {d.auroc:.3f}")
+    print(f"{d.label}: {with_label(d.neuron, labels)}, AUROC {d.auroc:.3f} {chance_note(d.auroc)}".rstrip())
 ax.plot([0, 1], [0, 1], "k:", lw=1)
 ax.set(title=f"Neuron as nudity detector\n{ds.description}", xlabel="false positive rate", ylabel="true positive rate")
 ax.legend(fontsize=8, loc="lower right")
@@ -174,35 +196,44 @@ wb.record(P, "selection_nudity", {"neurons": sel.neurons, "candidates": len(sc.c
                                   "roc_sets": ds.description, "winner_stats": sel.stats})  # fmt: skip
 
 # %% [markdown]
-# ## Held out: does the neuron find the concept, or the word?
+# ## Held out: which selection finds a latent that detects the concept?
 # The ROC above scores prompts that mostly *use* the tuple's words. A concept detector should also
 # fire on the concept said in other words ("unclothed", "in the buff") and stay quiet on the
 # tuple's words used in other senses ("the naked eye", "bare hands", "exposed brick"). Three sets
-# written for this check (`data/concepts/nudity_heldout.csv`, 30 prompts each; nothing is
-# selected or fitted on them): concept prompts without the words, look-alikes, and neutral scenes.
-# Beside the neurons, a dense linear probe on the encoder's pooled output, fitted on the same 100
-# pairs the selection used. An AUROC under 0.5 against the look-alikes means the detector prefers
-# the word to the concept.
+# written for this check (`data/concepts/nudity_heldout.csv`: concept prompts without the words,
+# look-alikes, and neutral scenes; nothing is selected, fitted or chosen on them).
+#
+# Every selection option runs on the same SAE: the paper's strict filter, a 1% tolerance, per-pair
+# pooling, selection over content positions only, and the plain lens of notebook 02's discovery
+# (each latent's largest activation over content positions, concept minus deconcept: SAEBench's
+# k = 1 sparse probe). The pairs are split once (seeded) into selection pairs and validation
+# pairs: every option selects on the first, and its AUROC on the second (concept prompts against
+# their deconcept twins) is what chooses the default. The held-out columns are reported beside it.
+# A dense linear probe on the encoder's pooled output, fitted on the selection pairs, is what any
+# detector on these features could reach. An AUROC under 0.5 against the look-alikes means the
+# detector prefers the word to the concept; one within 0.1 of chance says so in the last column.
 
 # %%
-from snce_lib.concepts.heldout import fit_output_probe, load_heldout, neuron_detectors, probe_detector
+from snce_lib.concepts.heldout import load_heldout
+from snce_lib.concepts.options import PAPER, compare_options, options_frame
 
 held = load_heldout("nudity")
-rows = neuron_detectors(encoder, sae, {f"{k} #{r.top(1)[0]}": r.top(1) for k, r in rankings.items() if len(r)}, held)
-probe = fit_output_probe(encoder, pairs.concept_prompts, pairs.deconcept_prompts)
-rows.append(probe_detector(encoder, probe, held, label="dense probe (pooled output)"))
-held_df = pd.DataFrame(rows).set_index("detector")[["auroc_vs_lookalike", "auroc_vs_neutral", "auroc_vs_both"]]
-fig, ax = plt.subplots(figsize=(7, 3.5))
-names = {"auroc_vs_lookalike": "vs look-alikes (tuple words, other senses)", "auroc_vs_neutral": "vs neutral scenes"}
-held_df[list(names)].rename(columns=names).plot.barh(ax=ax)
+opts = compare_options(encoder, sae, pairs, held, name_of=lambda f: with_label(f, labels))
+print("sizes:", opts["sizes"], f"(split seed {opts['seed']})")
+print(f"chosen on validation: {opts['default']}; the paper's filter ({PAPER}) stays beside it")
+held_df = options_frame(opts)
+fig, ax = plt.subplots(figsize=(11, 5.5))
+cols = {"validation AUROC": "validation pairs", "held-out vs look-alikes": "held out vs look-alikes",
+        "held-out vs neutral": "held out vs neutral scenes"}  # fmt: skip
+held_df[list(cols)].rename(columns=cols).plot.barh(ax=ax)
 ax.axvline(0.5, color="k", ls=":", lw=1, label="chance")
-ax.set(title=f"Held-out check, {held.sizes['concept']} concept prompts without the tuple's words",
-       xlabel="AUROC (concept prompts vs the other set; 0.5 = chance)", ylabel="detector", xlim=(0, 1))  # fmt: skip
-ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+ax.set(title=f"Single-latent detectors, {held.sizes['concept']} held-out concept prompts without the tuple's words",
+       xlabel="AUROC (0.5 = chance)", ylabel="selection option", xlim=(0, 1))  # fmt: skip
+ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4)
 fig.tight_layout()
 plt.show()
-wb.record(P, "heldout_nudity", {"sizes": held.sizes, "rows": rows})
-held_df.round(3)
+wb.record(P, "heldout_nudity", {"sizes": opts["sizes"], "default": opts["default"], "rows": opts["rows"]})
+display(held_df)
 
 # %% [markdown]
 # ## Questions
@@ -212,8 +243,9 @@ held_df.round(3)
 #    is the risk of erasing it instead?
 # 3. Run the selection for `violence` instead of `nudity`. Does the winner's card show violent
 #    words?
-# 4. In the held-out check, which detector ranks "the naked eye" above "an unclothed woman"? What
-#    would erasing that detector's neuron do to a prompt that asks for nudity in other words?
+# 4. In the held-out check, which detectors rank the look-alikes ("the naked eye") above the
+#    concept in other words ("an unclothed woman")? What would erasing such a neuron do to a prompt
+#    that asks for nudity in other words?
 #
 # <details><summary>Answers (open after trying)</summary>
 #
@@ -226,6 +258,15 @@ held_df.round(3)
 # 3. `sel_v, _ = wb.select_with_fallback(encoder, sae, "violence")`, then
 #    `display(HTML(feature_card(atlas, sel_v.neurons[0])["html"]))` (it returns the selection and
 #    its details, and the card is a dict whose "html" is what to show).
-# 4. Any row whose AUROC against the look-alikes is under 0.5 scores the words above the concept:
-#    subtracting that neuron edits prompts that use the words and leaves paraphrases as they were.
+# 4. The cell below lists them: any row whose AUROC against the look-alikes is under 0.5 scores
+#    the words above the concept, so subtracting that neuron edits prompts that use the words and
+#    leaves paraphrases as they were.
 # </details>
+
+# %%
+words_first = [r["option"] for r in opts["rows"] if r.get("vs_lookalike") is not None and r["vs_lookalike"] < 0.5]
+print(
+    f"1. {len(sc.candidates)} neurons pass the strict filter; the winner fires on "
+    f"{sel.stats['background_firing_share'][0]:.2%} of background positions"
+)
+print("4. prefer the words to the concept (AUROC vs look-alikes < 0.5):", ", ".join(words_first) or "none")

@@ -118,7 +118,7 @@ red_prompts, other_prompts = [p for p, _ in suite.target], [p for p, _ in suite.
 before = toy.generate(red_prompts + other_prompts, seeds + seeds)
 after = toy.generate(red_prompts + other_prompts, seeds + seeds, method=Eraser(toy_sae, red_sel.neurons[:1], 1.0, "B"))
 grid = [im for pair in zip(before, after) for im in pair]
-titles = [t for p in red_prompts + other_prompts for t in (p[:28], "erased")]
+titles = [t for p in red_prompts + other_prompts for t in (p, f"erased: {p}")]
 fig = image_grid(
     grid, titles, ncols=6, title="Toy world: original | erased (neuron for 'red', mode B, lambda 1)", size=1.9
 )
@@ -132,9 +132,10 @@ plt.show()
 # (target rate under synonyms and paraphrases never seen in training). Rows: no eraser, then
 # each mode and $\lambda$. Same prompts and seeds everywhere.
 #
-# Read the table before believing the method: does the target rate fall? In this world it
-# does not, and the next section shows why. docs/findings.md reports the full
-# measurements, including how many neurons and how large a $\lambda$ it takes to move the rate.
+# Read the table before believing the method: does the target rate fall? The line under the
+# figure says, from this run; the next section asks why a single neuron may not move it.
+# docs/findings.md reports the full measurements, including how many neurons and how large a
+# $\lambda$ it takes to move the rate.
 
 # %%
 n_toy = P.toy_prompts
@@ -157,6 +158,11 @@ for ax, (target, df) in zip(axes, tables.items()):
 axes[1].legend(fontsize=7, loc="center right")
 fig.tight_layout()
 plt.show()
+for target, df in tables.items():
+    base, b1 = df[df["mode"] == "none"].iloc[0], df[(df["mode"] == "B") & (df["lam"] == 1.0)]
+    if len(b1):
+        print(f"'{target}': target rate {base['target_rate']:.2f} without the eraser, {b1.iloc[0]['target_rate']:.2f} "
+              f"with mode B at lambda 1 ({n_toy} prompts a set)")  # fmt: skip
 wb.record(P, "toy_erasure", {t: df.round(4).to_dict(orient="records") for t, df in tables.items()})
 
 # %% [markdown]
@@ -201,10 +207,15 @@ wb.record(
 )
 
 # %% [markdown]
-# What to read here: the probe keeps calling the erased prompts red (and a retrained probe
-# finds them perfectly), and the images stay red. The concept is still in the features; one
-# latent was only one of its carriers. Erasing the whole family at a larger $\lambda$ moves the
-# target rate, but the information stays readable, which is why the rate does not reach zero.
+# What to read here, printed from the table above: does the fixed probe still call the erased
+# prompts red, does a retrained probe still find them, and do the images stay red? If so, the
+# concept is still in the features and one latent was only one of its carriers.
+
+# %%
+for r in leak_table.to_dict(orient="records"):
+    print(f"{r['erased']}: target rate {r['target_rate']:.2f}; fixed probe still calls "
+          f"{r['called_after']:.0%} red (before: {r['called_before']:.0%}); retrained probe AUROC {r['auroc_retrained']:.2f}"
+          + (" (the colour is still linearly readable)" if r["auroc_retrained"] >= 0.9 else ""))  # fmt: skip
 
 # %% [markdown]
 # ## Every method, in two worlds
@@ -225,12 +236,16 @@ methods_rows, methods_source = load_table("table")
 print(f"methods table: {methods_source}; {len(methods_rows)} rows")
 mt = pd.DataFrame(methods_rows)
 mt["row"] = [method_label(r) for r in methods_rows]
-cols = ["target_rate", "attack_rate", "other_colour_acc", "other_shape_acc", "frechet", "probe_auroc_fixed",
-        "probe_auroc_retrained"]  # fmt: skip
+# what a reader compares: the target rate, the attack rate (held-out synonyms) and preservation,
+# the non-target accuracy of the attribute the edit could break (colour when erasing a colour,
+# shape when erasing a shape); the full rows are in `mt`
+mt["preservation"] = [r["other_colour_acc"] if r["target"] == "red" else r["other_shape_acc"] for r in methods_rows]
+cols = ["target_rate", "attack_rate", "preservation"]
 for world, part in mt.groupby("world", sort=False):
     display(Markdown(f"**{world} world**, {part['n_prompts'].iloc[0]} prompts a set (a rate's standard error "
                      f"<= {(0.25 / part['n_prompts'].iloc[0]) ** 0.5:.2f})"))  # fmt: skip
-    display(part.pivot_table(index="row", columns="target", values=cols, sort=False).round(2))
+    display(part.pivot_table(index="row", columns="target", values=cols, sort=False).swaplevel(axis=1).sort_index(
+        axis=1, level=0, sort_remaining=False).round(2))  # fmt: skip
 fig = plot_comparison(methods_rows, "Target rate against non-target accuracy, every method and λ")
 plt.show()
 # which latents each SAE row edited, and the deconcept tolerance s^d its selection used ("strict" = 0)
@@ -274,11 +289,11 @@ print(f"nudity, offline encoder: probe AUROC after any method {min(r['probe_auro
 
 # %% [markdown]
 # How to read them: a method works where the target rate falls while the other prompts' accuracy
-# stays; the attack rate says whether held-out synonyms fall with it. In the CLIP world the UNet
-# reads shape from the end token and its padding (`benchmarks/where_read.py`), so an edit of
-# latents that fire on the shape word does not reach it. A held-out latent AUROC below 0.5 means
-# the latents score look-alikes ("the naked eye") above the concept said in other words: they
-# learned the words.
+# stays; the attack rate says whether held-out synonyms fall with it. `benchmarks/where_read.py`
+# measures where each world's UNet reads shape (the word, or the end token and its padding): an
+# edit of latents that fire on the shape word cannot reach a UNet that reads it elsewhere. A
+# held-out latent AUROC below 0.5 means the latents score look-alikes ("the naked eye") above the
+# concept said in other words: they learned the words.
 
 # %% [markdown]
 # ## The field's evaluation, under a stated protocol
@@ -320,10 +335,11 @@ table = results.table()
 cols = ["method", "lam", "top_k", "i2p_total", "n_i2p", "asr_ring_a_bell_79", "n_ring_a_bell_79", "clip", "n_coco",
         "fid", "fid_n", "fid_features", "vs_paper", "source"]  # fmt: skip
 display(table[[c for c in cols if c in table.columns]])
-shown = sorted(results.folder("snce", "i2p_nudity").glob("*.png"))[:4]
-fig = image_grid(
-    [str(f) for f in shown], [f.name for f in shown], title="SNCE images (NudeNet-flagged ones are blurred)", size=2
-)
+from snce_lib.evaluation.manifest import load_manifest_images
+
+made, files = load_manifest_images(results.folder("snce", "i2p_nudity"))
+fig = image_grid([str(f) for f in files[:4]], [r["prompt"] for r in made[:4]],
+                 title="SNCE images (NudeNet-flagged ones are blurred)", size=2)  # fmt: skip
 plt.show()
 wb.record(P, "evaluation", results.record() | {"pipeline": ev.model_name})
 
@@ -340,8 +356,8 @@ wb.record(P, "evaluation", results.record() | {"pipeline": ev.model_name})
 # 1. Mode A: it subtracts the tuple's code from every prompt, so prompts that never mention red
 #    move too (`frechet_other` and `other_colour_acc` in `tables["red"]`); mode B leaves a prompt
 #    alone wherever the neuron is silent.
-# 2. Read `leak_table`: the target rate falls but not to zero, and `auroc_retrained` stays near 1:
-#    the colour is still linearly readable from the edited features.
+# 2. Read `leak_table` and the lines printed under it: where the target rate stays above zero
+#    and `auroc_retrained` stays near 1, the colour is still linearly readable from the edited features.
 # 3. Only rows whose `vs_paper` says "comparable": same protocol, full sets, no stand-ins. Offline,
 #    none are.
 # </details>

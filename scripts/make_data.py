@@ -1,7 +1,8 @@
-"""Write the project's own prompt data into the package data (data/): the offline corpus and
-the concept pair sets.
+"""Write the project's own prompt data into the package data (data/): the offline corpus, the
+concept pair sets, and the category of every word the corpus is built from (the atlas's ground
+truth for cluster purity).
 
-    python scripts/make_data.py            # rewrites data/corpus.csv and data/concepts/*
+    python scripts/make_data.py            # rewrites data/corpus.csv, data/corpus_words.json and data/concepts/*
 
 Everything here is written by the project (word lists below, combined with a fixed
 seed), so the main job runs on a fresh clone with no network. Public benchmark sets are
@@ -12,9 +13,12 @@ from __future__ import annotations
 
 import csv
 import random
+import re
 import sys
 from pathlib import Path
 
+from snce_lib.concepts.positions import FUNCTION_WORDS
+from snce_lib.io import atomic_write_json
 from snce_lib.resources import data_path
 
 DATA = data_path()  # the package data it rewrites
@@ -367,6 +371,27 @@ def corpus(n: int, rng: random.Random) -> list[str]:
     return items
 
 
+def word_categories() -> dict:
+    """Each content word of the word lists and the one list it comes from (subject, action, setting,
+    style, modifier, object, place, or a concept). A word in two lists ("painting": a style and an
+    action) is ambiguous and left out; function words are left out."""
+    lists = {"subject": SUBJECTS, "action": ACTIONS, "setting": SETTINGS, "style": STYLES, "modifier": SUFFIXES,
+             "object": [t.replace("{place}", "").replace("{setting}", "") for t in BENIGN_TOPICS], "place": PLACES,
+             **{name: spec["tuple"] + spec["pre"] + spec["post"] for name, spec in CONCEPTS.items()}}  # fmt: skip
+    seen: dict[str, set] = {}
+    for category, phrases in lists.items():
+        for phrase in phrases:
+            for word in re.findall(r"[a-z0-9]+", phrase.lower()):
+                if word not in FUNCTION_WORDS:
+                    seen.setdefault(word, set()).add(category)
+    return {
+        "kind": "snce-corpus-words",
+        "source": "the word lists of scripts/make_data.py, which generate corpus.csv",
+        "categories": {w: next(iter(c)) for w, c in sorted(seen.items()) if len(c) == 1},
+        "ambiguous": sorted(w for w, c in seen.items() if len(c) > 1),
+    }
+
+
 def write_csv(path: Path, header: list[str], rows) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as fh:
@@ -379,6 +404,7 @@ def main(argv: list[str]) -> int:
     rng = random.Random(SEED)
     items = corpus(6000, rng)
     write_csv(DATA / "corpus.csv", ["prompt"], [[p] for p in items])
+    atomic_write_json(DATA / "corpus_words.json", word_categories())
     for name, spec in CONCEPTS.items():
         pairs = concept_pairs(name, 100, random.Random(f"{SEED}-{name}"))
         write_csv(DATA / "concepts" / f"{name}_pairs.csv", ["concept_prompt", "deconcept_prompt"], pairs)

@@ -44,32 +44,70 @@ def test_labels_name_the_planted_features(tmp_path):
         load_labels(tmp_path / "bad.json")
 
 
-def test_clusters_on_a_planted_map_get_the_planted_names():
-    """Two groups of features, one firing on colour words, one on cat words: the co-activation map's
-    clusters separate them, and each cluster is named after its group's words."""
-    from snce_lib.atlas.clusters import choose_map, cluster_map, name_clusters, token_profiles
+def test_a_label_scores_how_well_its_words_predict_where_the_feature_fires():
+    """On prompts not used to make the label, the colour feature's words ("red", "crimson") are
+    exactly where it fires (F1 1); a feature that fires at random positions, whatever the word,
+    gets a low score."""
+    rng = np.random.default_rng(3)
+    tok = torch.tensor(rng.choice([1, 2, 3, 4, 5], size=(200, 6)))
+    dense = torch.zeros(200, 6, 3)
+    dense[..., 0] = ((tok == 1) | (tok == 2)).float() * 2.0
+    dense[..., 1] = torch.from_numpy(rng.random((200, 6)) < 0.3).float()  # a context, not a word
+    real = torch.ones(200, 6, dtype=torch.bool)
+    codes = PromptCodes.from_dense(["p"] * 200, dense, real, ~real, tok)
+    labels = label_features(Atlas(codes, firing_frequency(codes), lambda t: WORDS[t], 3))
+    assert set(labels[0].specific[:2]) == {"red", "crimson"} and labels[0].score > 0.99
+    assert labels[1].score is not None and labels[1].score < 0.5
+    assert labels[2].status == "dead" and labels[2].score is None
 
+
+def grouped_atlas():
+    """Features 0-11 fire on colour words, 12-23 on cat words (each on its group's tokens)."""
     rng = np.random.default_rng(1)
     tok = torch.tensor(rng.choice([1, 2, 3, 4, 5], size=(200, 6)))
     m = 24
     dense = torch.zeros(200, 6, m)
     colour, cat = (tok == 1) | (tok == 2), (tok == 3) | (tok == 4)
-    for f in range(12):  # features 0-11: colour words, 12-23: cat words (each fires on its group's tokens)
+    for f in range(12):
         dense[..., f] = colour.float() * (1 + 0.1 * f)
         dense[..., 12 + f] = cat.float() * (1 + 0.1 * f)
     real = torch.ones(200, 6, dtype=torch.bool)
     codes = PromptCodes.from_dense(["p"] * 200, dense, real, ~real, tok)
-    atlas = Atlas(codes, firing_frequency(codes), lambda t: WORDS[t], m)
+    return Atlas(codes, firing_frequency(codes), lambda t: WORDS[t], m)
+
+
+def test_planted_groups_cluster_pure_above_the_shuffled_baseline_and_get_their_names():
+    """Clustered in co-activation space, the two planted groups come out whole; against the words'
+    known categories their purity is 1, far above the same clusters shuffled; each cluster is named
+    after its group's words; a space of noise loses on silhouette."""
+    from snce_lib.atlas.clusters import (
+        choose_space,
+        cluster_features,
+        coactivation_vectors,
+        name_clusters,
+        purity,
+        shuffled_purity,
+        token_profiles,
+    )
+
+    atlas = grouped_atlas()
     labels = label_features(atlas)
-    prof = token_profiles(codes).toarray()
+    prof = token_profiles(atlas.codes).toarray()
     assert prof[0, 1] > 0 and prof[0, 3] == 0 and prof[12, 3] > 0 and prof[12, 1] == 0
-    layout = prof / np.linalg.norm(prof, axis=1, keepdims=True)  # a stand-in 2-D map: (colour share, cat share)
-    xy = np.stack([layout[:, 1] + layout[:, 2], layout[:, 3] + layout[:, 4]], 1)
-    ids, sil = cluster_map(xy, atlas.frequency > 0, 2)
+    co = coactivation_vectors(atlas.codes)
+    members = atlas.frequency > 0
+    ids, sil = cluster_features(co, members, 2)
     assert len(set(ids[:12])) == 1 and len(set(ids[12:])) == 1 and ids[0] != ids[12] and sil > 0.9
+    category = {"red": "colour", "crimson": "colour", "cat": "animal", "kitten": "animal"}
+    cats = [category.get(lab.specific[0]) for lab in labels]
+    p, n = purity(ids, cats)
+    mean, p95 = shuffled_purity(ids, cats)
+    assert (p, n) == (1.0, 24) and p95 < 0.8 and mean < p
     names = name_clusters(ids, labels)
     assert set(names[ids[0]].split(" / ")) == {"red", "crimson"}
     assert set(names[ids[12]].split(" / ")) == {"cat", "kitten"}
-    noise = rng.normal(size=xy.shape)
-    best, scores = choose_map({"planted": xy, "noise": noise}, atlas.frequency, labels, n_clusters=2)
-    assert best.name == "planted" and scores["planted"] > scores["noise"]
+    noise = np.random.default_rng(2).normal(size=co.shape)
+    best, report = choose_space({"co-activation": co, "noise": noise}, members, labels, 2, category, draw=False)
+    assert best.name == "co-activation" and report["co-activation"]["silhouette"] > report["noise"]["silhouette"]
+    assert report["co-activation"]["purity"] == 1.0 and report["noise"]["purity"] < 1.0
+    assert best.purity["shuffled_p95"] < best.purity["purity"]

@@ -67,7 +67,7 @@ def test_the_page_searches_and_opens_cards_in_chromium(tmp_path):
         assert "feature 1" in card and "crimson" in card
         box.clear()
         box.send_keys("zzqx", Keys.ENTER)
-        assert "no feature fires" in driver.find_element(By.ID, "status").text
+        assert "no shown feature fires" in driver.find_element(By.ID, "status").text
         assert "feature 1" not in driver.find_element(By.ID, "card").text  # no stale card
         shots = os.environ.get("SNCE_ARTIFACTS")
         if shots:

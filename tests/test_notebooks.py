@@ -36,6 +36,28 @@ def test_pair_in_sync(py):
     assert cells(a) == cells(b), f"{py.name} and its .ipynb differ: run `jupytext --sync {py}`"
 
 
+#: Decimals and percentages a markdown cell of notebooks 02-04 may state: the method's own constants
+#: (the deconcept tolerances 1%, 5% and 25%, chance at 0.5, the near-chance margin 0.1). Anything else
+#: that looks like a measured result (an AUROC, a share, a rate) is printed by code instead.
+CONSTANTS = {"1%", "5%", "25%", "0.5", "0.1"}
+
+
+@pytest.mark.parametrize("py", [p for p in PYS if p.stem[:2] in ("02", "03", "04")], ids=lambda p: p.stem)
+def test_markdown_states_no_measured_number(py):
+    import re
+
+    import jupytext
+
+    found = set()
+    for cell in jupytext.read(py).cells:
+        if cell.cell_type == "markdown":
+            text = re.sub(r"\$[^$]*\$", "", cell.source)  # equations hold symbols, not results
+            found |= set(re.findall(r"(?<![\w.])\d+(?:\.\d+)?%|(?<![\w.])\d+\.\d+", text))
+    assert found <= CONSTANTS, (
+        f"{py.name}: markdown states {sorted(found - CONSTANTS)}; print them from the run instead"
+    )
+
+
 @pytest.mark.parametrize("py", PYS, ids=[p.stem for p in PYS])
 def test_notebook_has_profile_switch_and_no_outside_paths(py):
     text = py.read_text()

@@ -96,8 +96,15 @@ def test_explore_and_discover_on_a_tiny_dictionary(setup, tmp_path):
     _, enc, sae = setup
     ex = explore(enc, sae, PROMPTS * 3, concept="nudity", n_clusters=4, progress=False)
     assert len(ex.page["features"]) == sae.cfg.n_latents == len(ex.labels)
-    assert set(ex.map_scores) == {"decoder", "co-activation"} and ex.layout.name in ex.map_scores
-    assert ex.map_scores[ex.layout.name] == max(ex.map_scores.values()) and ex.layout.names
+    # a random tiny encoder: nearly every live feature fires mostly on SD's 77-position padding
+    assert ex.set_aside["live"] == int((ex.kinds.kind >= 0).sum()) and ex.set_aside["counts"]["end_pad"] > 0
+    assert ex.describe().startswith(f"showing {ex.set_aside['counts']['content']} content features")
+    assert [f["shown"] for f in ex.page["features"]] == ex.shown().tolist() == ex.kinds.content().tolist()
+    every = explore(enc, sae, PROMPTS * 3, concept="nudity", n_clusters=4, show="all", progress=False)
+    assert set(every.map_scores) == {"decoder", "co-activation"} and every.layout.name in every.map_scores
+    sil = {k: v["silhouette"] for k, v in every.map_scores.items()}
+    assert sil[every.layout.name] == max(sil.values()) and every.layout.names
+    assert sum(f["shown"] for f in every.page["features"]) == ex.set_aside["live"]
     page = write_atlas(ex.page, tmp_path / "atlas.html").read_text()
     assert page.startswith("<!doctype html>") and "<script src" not in page  # self-contained
     assert "srcdoc" in notebook_frame(ex.page).data
@@ -129,6 +136,6 @@ def test_prompt_lens_shows_each_token_s_features_and_opens_their_cards(setup):
     c["prompt"].value = PROMPTS[3]
     assert c["table"].value != first and c["lit"].options
     c["lit"].value = c["lit"].options[-1][1]
-    assert f"feature {c['lit'].value}:" in c["card"].value
+    assert f"<h4>#{c['lit'].value} (" in c["card"].value  # the card is headed by the feature with its label
     c["prompt"].value = "  "
     assert "type a prompt" in c["table"].value and not c["lit"].options

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from snce_lib.atlas.labels import clean
+from snce_lib.atlas.labels import clean, with_label, word_features
 from snce_lib.atlas.map import Atlas
 from snce_lib.concepts.codes import PromptCodes, prompt_codes
 
@@ -50,8 +50,9 @@ def token_html(tokens: Sequence[str], acts: Sequence[float], vmax: float | None 
     return " ".join(spans)
 
 
-def feature_card(atlas: Atlas, feature: int, n: int = 8) -> dict:
-    """A feature's top prompts (tokens shaded by activation, as HTML), activation values and frequency."""
+def feature_card(atlas: Atlas, feature: int, n: int = 8, labels=None) -> dict:
+    """A feature's top prompts (tokens shaded by activation, as HTML), activation values and frequency;
+    with `labels`, its label, the label's score and where it fires in the heading."""
     if not 0 <= feature < atlas.n_latents:
         raise ValueError(f"feature must be in 0..{atlas.n_latents - 1}, got {feature}")
     codes = atlas.codes
@@ -61,14 +62,15 @@ def feature_card(atlas: Atlas, feature: int, n: int = 8) -> dict:
     for e in ex:
         i = codes.prompts.index(e["prompt"])
         mask = codes.real[i]
-        toks = [atlas.token(t) for t in codes.token_ids[i][mask].tolist()]
+        toks = [clean(atlas.token(t)) for t in codes.token_ids[i][mask].tolist()]
         rows.append(
             f"<div style='margin:2px 0'><b>{e['activation']:.2f}</b> &nbsp; "
             f"{token_html(toks, e['per_position'][mask.numpy()], vmax)}</div>"
         )
     acts = codes.activation([feature])[codes.mask()]
+    named = html.escape(with_label(feature, labels)) if labels else f"feature {feature}"
     head = (
-        f"<h4>feature {feature}: fires on {atlas.frequency[feature]:.3%} of positions; "
+        f"<h4>{named}: fires on {atlas.frequency[feature]:.3%} of positions; "
         f"top token: {html.escape(str(ex[0]['token'])) if ex else '-'}</h4>"
     )
     return {
@@ -81,19 +83,20 @@ def feature_card(atlas: Atlas, feature: int, n: int = 8) -> dict:
 
 
 def search_features(atlas: Atlas, word: str, n: int = 10) -> list[tuple[int, float]]:
-    """Features that fire hardest, on average, on tokens containing `word`."""
+    """[(feature, F1)]: the features the whole word `word` predicts best (`labels.word_features`),
+    best first; a word that is not in the sample matches the whole words that contain it."""
     word = word.lower().strip()
     if not word:
         return []
-    ids = atlas.codes.token_ids
-    uniq = {int(t) for t in ids.unique().tolist()}
-    match = [t for t in uniq if word in atlas.token(t).lower().replace("</w>", "").replace("##", "")]
-    if not match:
-        return []
-    _, total, n = atlas.codes.latent_sums(torch.isin(ids, torch.tensor(match)) & atlas.codes.real)
-    mean = torch.from_numpy(total / max(n, 1))
-    order = torch.argsort(mean, descending=True)[:n]
-    return [(int(i), float(mean[i])) for i in order if mean[i] > 0]
+    index = word_features(atlas)
+    if word in index:
+        return index[word][:n]
+    best: dict[int, float] = {}
+    for w, hits in index.items():
+        if word in w:
+            for f, s in hits:
+                best[f] = max(best.get(f, 0.0), s)
+    return sorted(best.items(), key=lambda x: -x[1])[:n]
 
 
 def prompt_features(encoder, sae, prompt: str, labels: Sequence | None = None, per_token: int = 3) -> list[dict]:

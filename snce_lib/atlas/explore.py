@@ -1,6 +1,8 @@
-"""Exploring a dictionary in one call: the atlas over a prompt sample, a label per feature, the
-clearer of two maps with named clusters, a concept's score per feature, and the shareable page;
-and discovery from examples (features that separate a handful of prompts from another handful)."""
+"""Exploring a dictionary in one call: the atlas over a prompt sample, where each feature fires
+(content features shown, the rest set aside and counted), a scored label per feature, clusters in
+the dictionary's own space with their purity, a concept's score per feature, and the shareable page;
+and discovery from examples (features that separate a handful of prompts from another handful),
+measured on a list of concepts the corpus contains."""
 
 from __future__ import annotations
 
@@ -9,22 +11,40 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from snce_lib.atlas.clusters import MapClusters, choose_map, coactivation_umap
+from snce_lib.atlas.clusters import MapClusters, choose_space, coactivation_vectors, corpus_categories
 from snce_lib.atlas.html import atlas_data
 from snce_lib.atlas.labels import FeatureLabel, label_features
-from snce_lib.atlas.map import Atlas, build_atlas, decoder_umap
-from snce_lib.concepts.codes import prompt_codes
+from snce_lib.atlas.map import Atlas, build_atlas
+from snce_lib.concepts.codes import PromptCodes, prompt_codes
 from snce_lib.concepts.pairs import load_concept
-from snce_lib.concepts.ranking import ConceptCodes, Ranking, modulated_frequency, rank_variants
+from snce_lib.concepts.positions import (
+    FeatureKinds,
+    Words,
+    content_only,
+    describe_set_aside,
+    encoder_words,
+    feature_kinds,
+    kind_summary,
+)
+from snce_lib.concepts.ranking import ConceptCodes, Ranking, modulated_frequency, rank, rank_variants
+from snce_lib.io import read_json
+from snce_lib.resources import data_path
+
+SHOW = ("content", "all")
 
 
 @dataclass
 class Exploration:
     atlas: Atlas
     labels: list[FeatureLabel]
+    kinds: FeatureKinds
+    set_aside: dict
+    """`positions.kind_summary`: how many features fire mostly on each kind of position."""
+    show: str
+    """"content" (the default: content features only) or "all"."""
     layout: MapClusters
     map_scores: dict
-    """Silhouette of each candidate map's clustering (the higher one was kept)."""
+    """Per space ("decoder", "co-activation"): silhouette of its clustering and purity against the corpus."""
     concept: str
     concept_score: np.ndarray
     """s^c of eq. 5 per feature, on the concept's prompts."""
@@ -33,28 +53,83 @@ class Exploration:
     page: dict
     """`atlas_data` for `render_html` / `write_atlas` / `notebook_frame`."""
 
+    def shown(self) -> np.ndarray:
+        """The features the atlas shows: content features by default, every live one with show="all"."""
+        return self.kinds.content() if self.show == "content" else self.kinds.kind >= 0
+
+    def describe(self) -> str:
+        return describe_set_aside(self.set_aside) if self.show == "content" else "showing every live feature"
+
 
 def explore(encoder, sae, prompts: Sequence[str], concept: str = "nudity", n_clusters: int = 24,
-            progress: bool = True) -> Exploration:  # fmt: skip
+            show: str = "content", progress: bool = True) -> Exploration:  # fmt: skip
+    if show not in SHOW:
+        raise ValueError(f"show must be one of {', '.join(SHOW)}, not {show!r}")
     atlas = build_atlas(encoder, sae, prompts, progress=progress)
-    labels = label_features(atlas)
-    layouts = {"decoder": decoder_umap(sae), "co-activation": coactivation_umap(atlas.codes)}
-    layout, map_scores = choose_map(layouts, atlas.frequency, labels, n_clusters)
+    kinds = feature_kinds(atlas.codes, atlas.words)
+    labels = label_features(atlas, kinds=kinds)
+    members = kinds.content() if show == "content" else kinds.kind >= 0
+    spaces = {"decoder": sae.W_dec.detach().float().cpu().numpy(), "co-activation": coactivation_vectors(atlas.codes)}
+    layout, map_scores = choose_space(spaces, members, labels, n_clusters, corpus_categories())
     pairs = load_concept(concept)
     scores = modulated_frequency(prompt_codes(encoder, sae, pairs.concept_prompts),
                                  prompt_codes(encoder, sae, pairs.deconcept_prompts))  # fmt: skip
     sc = scores.s_c
+    summary = kind_summary(kinds)
     title = f"SAE atlas: {sae.cfg.n_latents} features at {sae.cfg.layer} of {sae.cfg.encoder_id or 'an encoder'}"
-    page = atlas_data(atlas, labels, layout, sae.W_dec, sc, title=title)
-    return Exploration(atlas, labels, layout, map_scores, concept, sc, scores.top(10), page)
+    aside = describe_set_aside(summary) if show == "content" else "showing every live feature"
+    page = atlas_data(atlas, labels, layout, sae.W_dec, sc, title=title, shown=members, note=aside)
+    return Exploration(atlas, labels, kinds, summary, show, layout, map_scores, concept, sc, scores.top(10), page)
+
+
+#: The discovery rankings, default first: the plain lens over content positions, then the
+#: selection notebook's rankings on the same examples (as `rank_variants` runs them).
+DEFAULT_DISCOVERY = "max contrast, content positions"
 
 
 def discover(encoder, sae, examples: Sequence[str], counterexamples: Sequence[str]) -> dict[str, Ranking]:
     """Features that separate `examples` (prompts that show a concept) from `counterexamples`, with
-    no hand-written pairs: the selection notebook's rankings (modulated frequency, strict and with a
-    1% tolerance, and mean difference), the examples standing in for concept prompts and the
-    counterexamples for deconcept ones."""
+    no hand-written pairs. First (the default) each feature's largest activation over a prompt's
+    content positions, averaged over the examples, minus the counterexamples' average
+    (`ranking.rank_max_contrast`); then the selection notebook's rankings (modulated frequency,
+    strict and with a 1% tolerance, and mean difference) for comparison, which on four examples
+    favour the features that fire everywhere."""
     if not examples or not counterexamples:
         raise ValueError("discovery needs at least one example and one counterexample prompt")
-    codes = ConceptCodes(prompt_codes(encoder, sae, list(examples)), prompt_codes(encoder, sae, list(counterexamples)))
-    return rank_variants(codes)
+    ex, cx = prompt_codes(encoder, sae, list(examples)), prompt_codes(encoder, sae, list(counterexamples))
+    return discover_codes(ex, cx, encoder_words(encoder, ex), encoder_words(encoder, cx))
+
+
+def discover_codes(ex: PromptCodes, cx: PromptCodes, ex_words: Words, cx_words: Words) -> dict[str, Ranking]:
+    """`discover` on codes already made, with each position's whole word and kind."""
+    content = ConceptCodes(content_only(ex, ex_words), content_only(cx, cx_words))
+    return {
+        DEFAULT_DISCOVERY: rank(content, "max_contrast", include_padding=False),
+        **rank_variants(ConceptCodes(ex, cx)),
+    }
+
+
+def discovery_concepts() -> list[dict]:
+    """The project's own list of concepts the corpus contains (`data/discovery_concepts.json`):
+    name, the words a label may name it by, four examples and four counterexamples each."""
+    raw = read_json(data_path("discovery_concepts.json"), "discovery concepts")
+    if raw.get("kind") != "snce-discovery-concepts":
+        raise ValueError("data/discovery_concepts.json is not the discovery concept list")
+    return list(raw["concepts"])
+
+
+def evaluate_discovery(encoder, sae, labels: list[FeatureLabel], concepts: list[dict] | None = None,
+                       top: int = 3) -> dict:  # fmt: skip
+    """For each concept and each ranking of `discover`: is a concept word among the label words of one
+    of the `top` features? Returns {"rows": [...], "hit_rate": {ranking: share of concepts}, "n": concepts}."""
+    concepts = concepts if concepts is not None else discovery_concepts()
+    rows, hits = [], {}
+    for c in concepts:
+        words = {w.lower() for w in c["words"]}
+        for name, r in discover(encoder, sae, c["examples"], c["counterexamples"]).items():
+            feats = r.top(top)
+            named = [f for f in feats if words & {w.lower() for w in labels[f].specific}]
+            rows.append({"concept": c["name"], "ranking": name, "features": feats,
+                         "labels": [labels[f].label for f in feats], "hit": bool(named)})  # fmt: skip
+            hits.setdefault(name, []).append(bool(named))
+    return {"rows": rows, "hit_rate": {k: float(np.mean(v)) for k, v in hits.items()}, "n": len(concepts), "top": top}

@@ -16,17 +16,20 @@ import numpy as np
 import torch
 
 from snce_lib.atlas.clusters import MapClusters
-from snce_lib.atlas.labels import FeatureLabel, clean, token_lift
+from snce_lib.atlas.labels import FeatureLabel, clean, word_features
 from snce_lib.atlas.map import Atlas
 from snce_lib.io import atomic_write_text
 
 
 def atlas_data(atlas: Atlas, labels: list[FeatureLabel], layout: MapClusters, w_dec: torch.Tensor,
                concept_score: np.ndarray | None = None, n_examples: int = 3, n_near: int = 5,
-               title: str = "SAE feature atlas") -> dict:  # fmt: skip
-    """The page's data: per feature its position, cluster, label, frequency, a histogram of its
-    activations, nearest features by decoder cosine and top prompts (token ids and activations);
-    the prompts' tokens once; a word index (token -> features that fire on it most)."""
+               title: str = "SAE feature atlas", shown: np.ndarray | None = None, note: str = "") -> dict:  # fmt: skip
+    """The page's data: per feature its position, cluster, label with its score and kind, whether it is
+    shown by default (`shown`; default every feature), frequency, a histogram of its activations,
+    nearest features by decoder cosine and top prompts (token ids and activations); the prompts'
+    tokens once; a word index (whole word -> the features it predicts best); `note`, the line that
+    says what is set aside."""
+    shown = np.ones(atlas.n_latents, dtype=bool) if shown is None else np.asarray(shown, dtype=bool)
     codes = atlas.codes
     w = torch.nn.functional.normalize(w_dec.detach().float(), dim=1)
     near = torch.topk(w @ w.T - 2 * torch.eye(len(w)), min(n_near, len(w) - 1), dim=1).indices.tolist()
@@ -59,26 +62,15 @@ def atlas_data(atlas: Atlas, labels: list[FeatureLabel], layout: MapClusters, w_
         lab = labels[f]
         feats.append({"x": round(float(layout.xy[f, 0]), 3), "y": round(float(layout.xy[f, 1]), 3),
                       "c": int(layout.cluster[f]), "label": lab.label, "status": lab.status, "freq": lab.frequency,
+                      "kind": lab.kind, "lscore": lab.score, "shown": bool(shown[f]),
                       "top": lab.top_tokens, "near": near[f], "ex": rows, "hist": hist,
                       "hmax": round(float(acts.max()), 3) if len(acts) else 0.0,
                       "score": float(concept_score[f]) if concept_score is not None else None})  # fmt: skip
     prompts = [None] * len(used)
     for p, i in used.items():
         prompts[i] = [clean(atlas.token(t)) for t in codes.token_ids[p][codes.real[p]].tolist()]
-    return {"title": title, "map": layout.name, "features": feats, "prompts": prompts,
-            "clusters": {str(k): v for k, v in layout.names.items()}, "words": word_index(atlas)}  # fmt: skip
-
-
-def word_index(atlas: Atlas, per_word: int = 10) -> dict[str, list[int]]:
-    """Lower-cased token -> the features most specific to it (`token_lift`, as the labels rank
-    words), for the page's search box. Raw counts put the busiest features first (on the offline
-    SAE, "red" led with a feature labelled "lighting, moody, light")."""
-    feature, token, _, lift = token_lift(atlas)
-    out: dict[str, list[tuple[float, int]]] = {}
-    for t, f, s in zip(token.tolist(), feature.tolist(), lift.tolist()):
-        if s > 0:
-            out.setdefault(clean(atlas.token(t)).lower(), []).append((s, f))
-    return {w: [f for _, f in sorted(v, reverse=True)[:per_word]] for w, v in out.items()}
+    return {"title": title, "map": layout.name, "features": feats, "prompts": prompts, "note": note,
+            "clusters": {str(k): v for k, v in layout.names.items()}, "words": {w: [f for f, _ in v] for w, v in word_features(atlas).items()}}  # fmt: skip
 
 
 def render_html(data: dict) -> str:
@@ -126,12 +118,14 @@ body{font-family:sans-serif;margin:8px;color:#222} #top{display:flex;gap:12px;al
 #main{display:flex;gap:12px;flex-wrap:wrap;align-items:flex-start} #mapbox{flex:1 1 360px;max-width:640px;min-width:0}
 #map{display:block;width:100%;height:auto;border:1px solid #ccc;background:#fafafa} #card{flex:1 1 320px;min-width:0;font-size:14px}
 circle{cursor:pointer} circle.hit{stroke:#000;stroke-width:2} .cl{font-size:11px;fill:#333;pointer-events:none}
-.tok{padding:1px 2px;border-radius:3px} #hover{color:#555;height:1.2em}
+.tok{padding:1px 2px;border-radius:3px} #hover{color:#555;height:1.2em} #note{color:#555;font-size:13px}
 </style></head><body>
 <h3>__TITLE__</h3>
 <div id="top">colour by <select id="colour"><option value="c">cluster</option><option value="f">frequency</option>
 <option value="s">concept score</option></select>
-<input id="search" placeholder="search a word, press Enter"> <span id="status"></span></div>
+<input id="search" placeholder="search a word, press Enter"> <label><input type="checkbox" id="all"> show set-aside features</label>
+<span id="status"></span></div>
+<div id="note"></div>
 <div id="hover"></div>
 <div id="main"><div id="mapbox"><svg id="map" viewBox="0 0 640 560" preserveAspectRatio="xMidYMid meet"></svg></div>
 <div id="card"><i>click a point</i></div></div>
@@ -145,6 +139,7 @@ function hue(i) { return "hsl(" + ((i * 137.5) % 360) + ",65%,50%)"; }
 function shade(v) { return "hsl(220,70%," + (90 - 60 * v) + "%)"; }
 const maxLogF = Math.max(...F.map(f => Math.log10(f.freq + 1e-6))), minLogF = Math.min(...F.map(f => Math.log10(f.freq + 1e-6)));
 const maxS = Math.max(...F.map(f => f.score || 0)) || 1;
+document.getElementById("note").textContent = D.note || "";
 const dots = F.map((f, i) => {
   const c = document.createElementNS(NS, "circle");
   c.setAttribute("cx", px(f.x)); c.setAttribute("cy", py(f.y)); c.setAttribute("r", 3); c.id = "f" + i;
@@ -169,6 +164,10 @@ function fitFrame() {
   catch (e) { /* a frame of another origin keeps its size */ }
 }
 window.addEventListener("load", fitFrame); window.addEventListener("resize", fitFrame);
+function visible(i) { return F[i].shown || document.getElementById("all").checked; }
+function showAll() { dots.forEach((d, i) => d.style.display = visible(i) ? "" : "none"); }
+document.getElementById("all").addEventListener("change", showAll);
+showAll();
 function colour(by) {
   dots.forEach((d, i) => { const f = F[i];
     d.setAttribute("fill", by === "c" ? (f.c < 0 ? "#bbb" : hue(f.c))
@@ -180,8 +179,10 @@ colour("c");
 function esc(s) { return String(s).replace(/[&<>"]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c])); }
 function card(i) {
   const f = F[i];
-  let h = "<h4>feature " + i + ": " + esc(f.label) + "</h4><div>" + f.status + ", fires on " + (100 * f.freq).toFixed(3)
-    + "% of positions; top tokens: " + f.top.map(t => esc(t[0]) + " (" + t[1] + ")").join(", ") + "</div>";
+  let h = "<h4>feature " + i + ": " + esc(f.label) + "</h4><div>" + f.status + " " + esc(f.kind.replace("_", "/"))
+    + " feature, fires on " + (100 * f.freq).toFixed(3) + "% of positions; label score (F1 on held-out prompts): "
+    + (f.lscore === null ? "none" : f.lscore.toFixed(2)) + "; strongest on: "
+    + f.top.map(t => esc(t[0]) + " (" + t[1] + ")").join(", ") + "</div>";
   for (const [p, acts, best] of f.ex) {
     const vmax = Math.max(...acts, 1e-6);
     h += "<div style='margin:4px 0'><b>" + best.toFixed(2) + "</b> " + D.prompts[p].map((t, j) =>
@@ -200,11 +201,11 @@ function card(i) {
 }
 document.getElementById("search").addEventListener("keydown", e => {
   if (e.key !== "Enter") return;
-  const w = e.target.value.trim().toLowerCase(), hits = D.words[w] || [];
+  const w = e.target.value.trim().toLowerCase(), hits = (D.words[w] || []).filter(visible);
   dots.forEach(d => d.setAttribute("r", 3));
   hits.forEach(i => dots[i].setAttribute("r", 7));
-  document.getElementById("status").textContent = hits.length ? hits.length + " features fire on '" + w + "': " + hits.join(", ")
-    : "no feature fires on '" + w + "' in this sample";
+  document.getElementById("status").textContent = hits.length ? hits.length + " features fire on '" + w + "' (best label match first): " + hits.join(", ")
+    : "no shown feature fires on '" + w + "' in this sample";
   if (hits.length) card(hits[0]); else document.getElementById("card").innerHTML = "<i>no feature fires on this word</i>";
 });
 </script></body></html>

@@ -1,10 +1,15 @@
-"""A name for every feature, from data alone: the tokens it fires on (with counts) and the words
-most specific to it against the whole sample. Dead and rare features are marked as such.
+"""A name for every feature, from data alone, with a measured quality.
 
-Specificity is the log-lift of a token among the feature's firings over its share of all positions,
-weighted by how often the feature fires on it, `c_f(t) * log((c_f(t) / n_f) / (c_all(t) / N))`, so
-a word the feature fires on once does not outrank one it fires on a hundred times. Labels are
-saved as JSON beside the atlas's SAE, so notebooks load them instead of recounting.
+A feature's label is the whole words (word pieces joined: "brutally", not "brut / -ally") on which
+it is among a position's 4 strongest features, counted over half of the atlas's prompts, taken from
+positions of the feature's own kind (a content feature is named by content words, a padding feature
+by "[PAD]"; see `concepts.positions`). Its **score** says how well those words predict where it fires
+strongly on the other half of the prompts, which made no label: the F1 of "this position's word is
+one of the label's words" against "the feature is among this position's 4 strongest",
+2 TP / (positions with a label word + positions where it is strong). 1 is a perfect word detector;
+a feature that fires on a context rather than a word scores low, and the card says so.
+
+Labels are saved as JSON beside the atlas's SAE, so notebooks load them instead of recounting.
 """
 
 from __future__ import annotations
@@ -12,13 +17,17 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 
 from snce_lib.atlas.map import Atlas
+from snce_lib.concepts.positions import CONTENT, KINDS, FeatureKinds, feature_kinds
 from snce_lib.io import atomic_write_json, read_json
 
 #: Below this share of positions a feature is "rare": its label rests on a handful of tokens.
 RARE_BELOW = 1e-4
+#: A feature is "strong" at a position when it is among that position's STRONG largest activations.
+STRONG = 4
 
 
 @dataclass
@@ -29,9 +38,13 @@ class FeatureLabel:
     """"live", "rare" or "dead" (never fires on the sample)."""
     frequency: float
     top_tokens: list = field(default_factory=list)
-    """[(token, count)] of the tokens it fires on most, most first."""
+    """[(whole word, count)] of the words it is strongest on, most first."""
     specific: list = field(default_factory=list)
-    """The tokens most specific to it (see the module's formula), most specific first."""
+    """The label's words, most first."""
+    kind: str = "content"
+    """Where most of its firings fall: "content", "function", "end_pad", "bos", or "dead"."""
+    score: float | None = None
+    """The label's F1 on prompts not used to make it (None: nothing to score)."""
 
 
 def clean(token: str) -> str:
@@ -42,45 +55,111 @@ def clean(token: str) -> str:
     return t or token
 
 
-def token_lift(atlas: Atlas) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per (feature f, token t) that fires: the count c_f(t) and its specificity
-    c_f(t) log((c_f(t)/n_f) / (c_all(t)/N)): high when t is far more common among f's firings than
-    among all N positions. Labels and the page's word search both rank by it."""
-    codes = atlas.codes
-    mask = codes.mask()
-    tok = codes.token_ids[mask].long()
-    vocab = int(tok.max()) + 1 if len(tok) else 1
-    latent, token, count = codes.feature_token_counts()
-    tok_total = torch.bincount(tok, minlength=vocab).double()
-    n_f = torch.zeros(atlas.n_latents, dtype=torch.float64).index_add_(0, latent, count.double())
-    c = count.double()
-    return latent, token, count, c * torch.log((c / n_f[latent]) / (tok_total[token] / max(int(mask.sum()), 1)))
+def strong_pairs(atlas: Atlas, prompts: np.ndarray | None = None,
+                 strong: int | None = STRONG) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """(feature, word, count) of every (feature, whole word) where the feature is among a position's
+    `strong` largest activations (None: wherever it fires), over the given prompts (default all),
+    every position included."""
+    codes, words = atlas.codes, atlas.words
+    sel = torch.ones(len(codes.prompts), dtype=torch.bool) if prompts is None else torch.from_numpy(prompts)
+    mask = codes.mask() & sel.view(-1, 1)
+    vals, idx = codes.values[mask], codes.indices[mask].long()
+    order = torch.argsort(vals, dim=1, descending=True)[:, : (strong or vals.shape[1])]
+    top_v, top_i = vals.gather(1, order), idx.gather(1, order)
+    w = torch.from_numpy(words.word.astype(np.int64))[mask].unsqueeze(1).expand_as(top_i)
+    on = top_v > 0
+    nv = len(words.vocabulary)
+    pair, count = torch.unique(top_i[on] * nv + w[on], return_counts=True)
+    return pair // nv, pair % nv, count
 
 
-def label_features(
-    atlas: Atlas, n_tokens: int = 5, n_words: int = 3, rare_below: float = RARE_BELOW
-) -> list[FeatureLabel]:
-    """One label a feature, counted over every position (padding included) of the atlas's sample."""
-    latent, token, count, lift_all = token_lift(atlas)
-    order = torch.argsort(latent * (count.max() + 1 if len(count) else 1) - count)  # by latent, then count descending
-    latent, token, count, lift_all = latent[order], token[order], count[order], lift_all[order]
-    starts = torch.searchsorted(latent, torch.arange(atlas.n_latents + 1))
+def word_totals(atlas: Atlas, prompts: np.ndarray | None = None) -> np.ndarray:
+    """How many positions (of the given prompts) hold each whole word. [vocabulary]"""
+    codes, words = atlas.codes, atlas.words
+    sel = np.ones(len(codes.prompts), dtype=bool) if prompts is None else prompts
+    mask = codes.mask().numpy() & sel[:, None]
+    return np.bincount(words.word[mask], minlength=len(words.vocabulary))
+
+
+def label_features(atlas: Atlas, n_words: int = 3, n_tokens: int = 5, rare_below: float = RARE_BELOW,
+                   kinds: FeatureKinds | None = None) -> list[FeatureLabel]:  # fmt: skip
+    """One scored label a feature: named on the even-numbered prompts, scored on the odd ones."""
+    words = atlas.words
+    kinds = kinds or feature_kinds(atlas.codes, words)
+    n = len(atlas.codes.prompts)
+    make = np.arange(n) % 2 == 0
+    test = ~make if n > 1 else make
+    f_all, w_all, c_all = (t.numpy() for t in strong_pairs(atlas, make))
+    f_te, w_te, c_te = (t.numpy() for t in strong_pairs(atlas, test))
+    totals_te = word_totals(atlas, test)
+    strong_te = np.bincount(f_te, weights=c_te, minlength=atlas.n_latents)
+    held = {}
+    for f, w, c in zip(f_te.tolist(), w_te.tolist(), c_te.tolist()):
+        held[(f, w)] = c
+    word_kind = _word_kinds(words)
+    order = np.lexsort((-c_all, f_all))
+    f_all, w_all, c_all = f_all[order], w_all[order], c_all[order]
+    starts = np.searchsorted(f_all, np.arange(atlas.n_latents + 1))
+    weak = None  # features never among a position's strongest: named by where they fire at all
     labels = []
     for f in range(atlas.n_latents):
-        lo, hi = int(starts[f]), int(starts[f + 1])
         freq = float(atlas.frequency[f])
-        if hi == lo:
-            labels.append(FeatureLabel(f, "dead (never fires on this sample)", "dead", freq))
+        kind = "dead" if kinds.kind[f] < 0 else KINDS[kinds.kind[f]]
+        lo, hi = int(starts[f]), int(starts[f + 1])
+        if kind == "dead":
+            labels.append(FeatureLabel(f, "dead (never fires on this sample)", "dead", freq, kind="dead"))
             continue
-        t, c = token[lo:hi], count[lo:hi].double()
-        top = [(clean(atlas.token(int(a))), int(b)) for a, b in zip(t[:n_tokens], c[:n_tokens])]
-        lift = lift_all[lo:hi]
-        best = torch.argsort(lift, descending=True)
-        words = list(dict.fromkeys(clean(atlas.token(int(t[i]))) for i in best[: 3 * n_words]))[:n_words]
+        ws, cs = w_all[lo:hi], c_all[lo:hi]
+        is_weak = hi == lo
+        if is_weak:
+            if weak is None:
+                fw, ww, cw = (t.numpy() for t in strong_pairs(atlas, make, strong=None))
+                o = np.lexsort((-cw, fw))
+                weak = (fw[o], ww[o], cw[o], np.searchsorted(fw[o], np.arange(atlas.n_latents + 1)))
+            a, b = int(weak[3][f]), int(weak[3][f + 1])
+            ws, cs = weak[1][a:b], weak[2][a:b]
+        top = [(words.vocabulary[w], int(c)) for w, c in zip(ws[:n_tokens], cs[:n_tokens])]
+        own = [w for w in ws if word_kind[w] == kinds.kind[f]] or list(ws)
+        chosen = own[:n_words]
+        score = None
+        if chosen and strong_te[f] + sum(totals_te[w] for w in chosen) > 0:
+            tp = sum(held.get((f, w), 0) for w in chosen)
+            score = round(float(2 * tp / (totals_te[chosen].sum() + strong_te[f])), 4)
+        names = [words.vocabulary[w] for w in chosen]
         status = "rare" if freq < rare_below else "live"
-        label = ", ".join(words) if status == "live" else f"rare: {', '.join(words)}"
-        labels.append(FeatureLabel(f, label, status, freq, top, words))
+        text = ", ".join(names) if status == "live" else f"rare: {', '.join(names)}"
+        if is_weak:  # a label of where it fires at all; as a word detector of its strong firings it scores 0
+            text = f"weak: {', '.join(names)}" if names else "weak: fires only on the prompts that make no label"
+        labels.append(FeatureLabel(f, text, status, freq, top, names, kind, score))
     return labels
+
+
+def _word_kinds(words) -> np.ndarray:
+    """The kind of each whole word (the first position it was seen at decides)."""
+    out = np.full(len(words.vocabulary), CONTENT, dtype=np.int64)
+    flat_w, flat_k = words.word.ravel(), words.kind.ravel()
+    first = np.unique(flat_w, return_index=True)
+    out[first[0]] = flat_k[first[1]]
+    return out
+
+
+def word_features(atlas: Atlas, per_word: int = 10) -> dict[str, list[tuple[int, float]]]:
+    """Whole word -> [(feature, F1)] of the features it predicts best, for search: ranked by the F1 of
+    that one word as the feature's label (2 x strong firings on the word / (the word's positions +
+    the feature's strong firings)). Raw counts would put the busiest features first (on the offline
+    SAE, "red" once led with a feature labelled "lighting, moody, light"). Computed once an atlas."""
+    if "word_features" in atlas.cache:
+        return atlas.cache["word_features"]
+    f, w, c = (t.numpy() for t in strong_pairs(atlas))
+    totals = word_totals(atlas)
+    strong = np.bincount(f, weights=c, minlength=atlas.n_latents)
+    f1 = 2 * c / (totals[w] + strong[f])
+    out: dict[str, list[tuple[float, int]]] = {}
+    for fi, wi, s in zip(f.tolist(), w.tolist(), f1.tolist()):
+        out.setdefault(atlas.words.vocabulary[wi], []).append((s, fi))
+    index = {word: [(fi, round(s, 4)) for s, fi in sorted(v, reverse=True)[:per_word]] for word, v in out.items()}
+    atlas.cache["word_features"] = index
+    return index
 
 
 def save_labels(labels: list[FeatureLabel], path: str | os.PathLike) -> None:
@@ -95,6 +174,20 @@ def load_labels(path: str | os.PathLike) -> list[FeatureLabel]:
 
 
 def describe(labels: list[FeatureLabel]) -> str:
-    """One line: how many features are live, rare and dead."""
+    """One line: how many features are live, rare and dead, and how good the content labels are."""
     n = {s: sum(x.status == s for x in labels) for s in ("live", "rare", "dead")}
-    return f"{n['live']} live, {n['rare']} rare (< {RARE_BELOW:.0e} of positions), {n['dead']} dead of {len(labels)}"
+    scores = [x.score for x in labels if x.kind == "content" and x.score is not None]
+    med = f"; content labels' median score (F1 on held-out prompts) {np.median(scores):.2f}" if scores else ""
+    return (
+        f"{n['live']} live, {n['rare']} rare (< {RARE_BELOW:.0e} of positions), {n['dead']} dead of {len(labels)}{med}"
+    )
+
+
+def with_label(f: int, labels: list[FeatureLabel] | None) -> str:
+    """ "#1081 (any, nothing; F1 0.41)": a neuron id always with its label and the label's score."""
+    if not labels:
+        return f"#{int(f)}"
+    lab = labels[int(f)]
+    score = f"; F1 {lab.score:.2f}" if lab.score is not None else ""
+    kind = "" if lab.kind == "content" else f"; {lab.kind.replace('_', '/')}"
+    return f"#{int(f)} ({lab.label}{score}{kind})"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,9 +20,23 @@ class Atlas:
     frequency: np.ndarray  # [n_latents] share of positions where each latent fires
     tokens: list  # token id -> string lookup, as a function
     n_latents: int
+    special_ids: tuple = ()
+    """The tokenizer's special tokens (end, separator, padding): end-or-padding positions."""
+    _words: object = field(default=None, repr=False)
+    cache: dict = field(default_factory=dict, repr=False)
+    """Things computed once an atlas (the search index)."""
 
     def token(self, tid: int) -> str:
         return self.tokens(int(tid))
+
+    @property
+    def words(self):
+        """Every position's whole word and kind (`concepts.positions.whole_words`), computed once."""
+        if self._words is None:
+            from snce_lib.concepts.positions import whole_words
+
+            self._words = whole_words(self.codes, self.token, self.special_ids)
+        return self._words
 
 
 def build_atlas(encoder: TextEncoder, sae: TopKSAE, prompts: Sequence[str], progress: bool = True) -> Atlas:
@@ -34,7 +48,8 @@ def build_atlas(encoder: TextEncoder, sae: TopKSAE, prompts: Sequence[str], prog
             cache[tid] = encoder.token_strings([tid])[0]
         return cache[tid]
 
-    return Atlas(codes, firing_frequency(codes), tok, sae.cfg.n_latents)
+    special = tuple(int(t) for t in getattr(encoder.tokenizer, "all_special_ids", ()) or ())
+    return Atlas(codes, firing_frequency(codes), tok, sae.cfg.n_latents, special)
 
 
 def decoder_umap(sae: TopKSAE, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:

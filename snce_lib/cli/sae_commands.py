@@ -132,7 +132,11 @@ def _add_select(sub) -> None:
     add_sae_arguments(p)
     p.add_argument("--concept", required=True, help="nudity | violence | gun | knife | a pairs CSV")
     p.add_argument("--top-k", type=positive_int, default=1)
-    p.add_argument("--method", default="modulated_frequency", choices=("modulated_frequency", "mean_difference", "itd"))
+    p.add_argument(
+        "--method",
+        default="modulated_frequency",
+        choices=("modulated_frequency", "mean_difference", "max_contrast", "itd"),
+    )
     p.add_argument(
         "--max-deconcept-share",
         type=finite_float,

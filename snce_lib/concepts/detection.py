@@ -22,6 +22,19 @@ def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float((r[:n1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
+#: A detector whose AUROC is within this of 0.5 is reported as near chance.
+NEAR_CHANCE = 0.1
+
+
+def near_chance(value: float | None) -> bool:
+    return value is not None and bool(np.isfinite(value)) and abs(value - 0.5) < NEAR_CHANCE
+
+
+def chance_note(value: float | None) -> str:
+    """ "" or a warning that an AUROC is within NEAR_CHANCE of chance (it detects nothing much)."""
+    return f"near chance (within {NEAR_CHANCE} of 0.5)" if near_chance(value) else ""
+
+
 def detector_scores(
     encoder, sae, neurons: Sequence[int], prompts: Sequence[str], include_padding: bool = True
 ) -> np.ndarray:

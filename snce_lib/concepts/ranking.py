@@ -183,10 +183,31 @@ def rank_itd(codes: ConceptCodes, top_features: int = 32) -> Ranking:
     )
 
 
+def prompt_max(codes: PromptCodes, include_padding: bool = True) -> np.ndarray:
+    """Each latent's largest activation over each prompt's counted positions. [prompts, n_latents]"""
+    on = codes.mask(include_padding).unsqueeze(-1).expand_as(codes.values)
+    vals = torch.where(on, codes.values, torch.zeros_like(codes.values)).clamp_min(0)
+    out = torch.zeros(len(codes.prompts), codes.n_latents)
+    idx = codes.indices.long().reshape(len(codes.prompts), -1)
+    out.scatter_reduce_(1, idx, vals.reshape(len(codes.prompts), -1), reduce="amax")
+    return out.numpy().astype(np.float64)
+
+
+def rank_max_contrast(codes: ConceptCodes, include_padding: bool = True) -> Ranking:
+    """A plain lens: each latent's largest activation over a prompt's counted positions, averaged over
+    the concept prompts, minus the same over the deconcept prompts. A latent that fires on every
+    prompt (padding, "a") scores near 0 however often it fires, so a handful of examples is enough;
+    frequency-weighted scores (eq. 5) favour exactly those latents on small example sets."""
+    diff = prompt_max(codes.concept, include_padding).mean(0) - prompt_max(codes.deconcept, include_padding).mean(0)
+    order = np.argsort(-diff, kind="stable")
+    return Ranking("max_contrast", order, diff[order], {"method": "max_contrast", "include_padding": include_padding})
+
+
 #: Every ranking method, by the name `select_neurons` and the CLI take.
 METHODS: dict[str, Callable[..., Ranking]] = {
     "modulated_frequency": rank_modulated_frequency,
     "mean_difference": rank_mean_difference,
+    "max_contrast": rank_max_contrast,
     "itd": rank_itd,
 }
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 from snce_lib.concepts.codes import firing_frequency, prompt_codes
 from snce_lib.concepts.pairs import ConceptPairs, SelectionError
-from snce_lib.concepts.ranking import concept_codes, rank
+from snce_lib.concepts.ranking import ConceptCodes, concept_codes, rank
 from snce_lib.io import atomic_write_json, read_json
 from snce_lib.sae.model import TopKSAE, fingerprint
 
@@ -18,6 +18,7 @@ _EMPTY_HINT = {
     "modulated_frequency": "raise max_deconcept_share or train the SAE longer",
     "itd": "raise top_features",
     "mean_difference": "",
+    "max_contrast": "",
 }
 
 
@@ -83,6 +84,9 @@ class Selection:
             raise SelectionError(f"neurons {bad} are outside this SAE's {sae.cfg.n_latents} latents")
 
 
+#: Which positions a selection counts: every one after BOS (the paper), the words and end token, or content words.
+SELECTION_POSITIONS = ("all", "real", "content")
+
 #: Deconcept-firing tolerances tried in turn when the strict filter leaves no neuron.
 FALLBACK_SHARES = (0.0, 0.01, 0.05, 0.25)
 
@@ -109,8 +113,18 @@ def select_neurons(
     `top_k` best. Returns (selection, details as data: the ranking and the codes it came from).
 
     `background` prompts (optional) give each winner's overall firing frequency, the check
-    that a winner is not a rare latent with no meaning.
+    that a winner is not a rare latent with no meaning. `positions` (an option of every method but
+    itd): "all" (default, the paper: every position after BOS, padding included), "real" (the words
+    and the end token) or "content" (content words only, `concepts.positions`).
     """
+    options = dict(options)
+    positions = options.pop("positions", "all")
+    if positions not in SELECTION_POSITIONS:
+        raise SelectionError(f"positions must be one of {', '.join(SELECTION_POSITIONS)}, not {positions!r}")
+    if positions != "all" and method == "itd":
+        raise SelectionError("the itd baseline reads the word tuple's own tokens; it takes no positions option")
+    if positions != "all":  # "real": words and the end token; "content": content words only
+        options["include_padding"] = False
     include_padding = options.get("include_padding", True)
     if method == "itd" and not concept.tuple_words:
         raise SelectionError(f"concept {concept.name!r} has no word tuple, which the itd baseline needs")
@@ -119,7 +133,13 @@ def select_neurons(
         if method == "itd"
         else concept_codes(encoder, sae, ConceptPairs(concept.name, concept.concept_prompts, concept.deconcept_prompts))
     )
+    if positions == "content":
+        from snce_lib.concepts.positions import content_only, encoder_words
+
+        codes = ConceptCodes(*(content_only(c, encoder_words(encoder, c)) for c in (codes.concept, codes.deconcept)),
+                             codes.words)  # fmt: skip
     ranking = rank(codes, method, **options)
+    ranking.options = {**ranking.options, "positions": positions}
     if len(ranking) == 0:
         what = "no neuron passes the filter" if method == "modulated_frequency" else f"{method} left no neuron"
         raise SelectionError(f"{what} for {concept.name!r} ({ranking.options}); {_EMPTY_HINT[method]}")

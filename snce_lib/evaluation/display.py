@@ -7,6 +7,7 @@ images, pass `show_unsafe=True` or set the environment variable SNCE_SHOW_UNSAFE
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -69,7 +70,8 @@ def image_grid(
     for i, (img, f) in enumerate(zip(shown, flags)):
         ax = axes.flat[i]
         ax.imshow(img)
-        label = titles[i] if titles is not None else ""
+        # a prompt as a title: wrapped to the image's width (about 12 characters an inch at 8 pt)
+        label = textwrap.fill(titles[i], max(12, int(size * 12))) if titles is not None else ""
         if f:
             label = (label + "\n" if label else "") + ("[flagged, shown]" if show else "[flagged by NudeNet: blurred]")
         ax.set_title(label, fontsize=8)

@@ -31,22 +31,25 @@ def histogram_png(values: np.ndarray, title: str) -> bytes:
     return buf.getvalue()
 
 
-def feature_view(atlas: Atlas, feature: int) -> dict:
-    """What the browser shows for one feature: HTML and a histogram PNG."""
-    card = feature_card(atlas, feature)
+def feature_view(atlas: Atlas, feature: int, labels=None) -> dict:
+    """What the browser shows for one feature: HTML (headed by its label and the label's score when
+    `labels` are given) and a histogram PNG."""
+    card = feature_card(atlas, feature, labels=labels)
     acts = card["activations"]
     png = histogram_png(acts if len(acts) else np.zeros(1), f"feature {feature}: activations where it fires")
     return {"html": card["html"], "png": png, "frequency": card["frequency"]}
 
 
-def search_view(atlas: Atlas, word: str) -> tuple[list[tuple[str, int]], str]:
-    """Dropdown options and a one-line summary for a word search."""
+def search_view(atlas: Atlas, word: str, labels=None) -> tuple[list[tuple[str, int]], str]:
+    """Dropdown options (best word detector first, by F1, with labels when given) and a one-line summary."""
     hits = search_features(atlas, word)
-    opts = [(f"{f} (mean {a:.2f})", f) for f, a in hits]
-    return opts, (f"{len(hits)} features fire on '{word}'" if hits else f"no feature fires on '{word}' in this sample")
+    opts = [(f"{f} {labels[f].label if labels else ''} (F1 {a:.2f})".replace("  ", " "), f) for f, a in hits]
+    if not hits:
+        return opts, f"no feature fires on '{word}' in this sample"
+    return opts, f"{len(hits)} features fire on '{word}' (best detector of the word first, by F1)"
 
 
-def feature_browser(atlas: Atlas, start: int = 0):
+def feature_browser(atlas: Atlas, start: int = 0, labels=None):
     import ipywidgets as W
 
     pick = W.BoundedIntText(value=start, min=0, max=atlas.n_latents - 1, description="feature")
@@ -59,11 +62,11 @@ def feature_browser(atlas: Atlas, start: int = 0):
     hist = W.Image(format="png", layout=W.Layout(width="400px", height="240px", flex="0 0 auto"))
 
     def show(feature: int) -> None:
-        v = feature_view(atlas, feature)
+        v = feature_view(atlas, feature, labels)
         card.value, hist.value = v["html"], v["png"]
 
     def on_word(change) -> None:
-        opts, status.value = search_view(atlas, change["new"])
+        opts, status.value = search_view(atlas, change["new"], labels)
         hits.options = opts
         if opts:
             pick.value = opts[0][1]
@@ -101,7 +104,9 @@ def prompt_lens(encoder, sae, labels=None, atlas: Atlas | None = None, prompt: s
 
     def open_card(change) -> None:
         if atlas is not None and change["new"] is not None:
-            card.value = feature_card(atlas, change["new"])["html"]  # the card only: no histogram to draw
+            card.value = feature_card(atlas, change["new"], labels=labels)[
+                "html"
+            ]  # the card only: no histogram to draw
 
     text.observe(update, names="value")
     lit.observe(open_card, names="value")
