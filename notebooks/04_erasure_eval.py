@@ -62,6 +62,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from snce_lib import workbook as wb
+from snce_lib.atlas.labels import label_features, with_label
+from snce_lib.atlas.map import build_atlas
 from snce_lib.concepts.codes import prompt_codes
 from snce_lib.concepts.erase import Eraser
 from snce_lib.concepts.leakage import concept_latents, concept_leakage
@@ -75,7 +77,13 @@ from snce_lib.workbook.widgets import erasure_backend, erasure_panel, first_firi
 P = wb.setup()
 toy, detector, toy_sae = wb.ensure_toy(P)
 red_sel, _ = select_neurons(toy.encoder, toy_sae, toy_concept("red"), top_k=20)
-print("red neurons (best first):", red_sel.neurons[:5], "| candidates:", red_sel.stats["n_candidates"])
+# every neuron id with its label: the toy SAE's features labelled on fresh toy captions (as notebook 02 labels)
+label_suite = prompt_suite("red", n=96, seed=11)
+toy_atlas = build_atlas(toy.encoder, toy_sae, [q for part in (label_suite.target, label_suite.other) for q, _ in part],
+                        progress=False)  # fmt: skip
+toy_labels = label_features(toy_atlas)
+print("red neurons (best first):", ", ".join(with_label(f, toy_labels) for f in red_sel.neurons[:5]),
+      "| candidates:", red_sel.stats["n_candidates"])  # fmt: skip
 
 # %% [markdown]
 # ## The edit
@@ -185,8 +193,10 @@ family, share_red, share_other = concept_latents(
     prompt_codes(toy.encoder, toy_sae, red_p), prompt_codes(toy.encoder, toy_sae, other_p), 0.5, 0.05
 )
 top1 = red_sel.neurons[0]
-print(f"top-1 neuron {top1} fires in {share_red[top1]:.0%} of red prompts and {share_other[top1]:.0%} of the others")
-print(f"{len(family)} latents fire in >= 50% of red prompts and <= 5% of the others: {family}")
+print(f"top-1 neuron {with_label(top1, toy_labels)} fires in {share_red[top1]:.0%} of red prompts "
+      f"and {share_other[top1]:.0%} of the others")  # fmt: skip
+print(f"{len(family)} latents fire in >= 50% of red prompts and <= 5% of the others:",
+      "; ".join(with_label(f, toy_labels) for f in family))  # fmt: skip
 erasers = {f"{name}, lambda {lam}": Eraser(toy_sae, neurons, lam, "B")
            for name, neurons in (("top-1", [top1]), (f"family ({len(family)})", family)) if neurons
            for lam in (1.0, 2.0)}  # fmt: skip
