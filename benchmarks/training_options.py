@@ -34,7 +34,7 @@ from snce_lib.atlas.map import build_atlas
 from snce_lib.concepts.heldout import load_heldout
 from snce_lib.concepts.options import PROBE, compare_options
 from snce_lib.concepts.pairs import load_concept
-from snce_lib.concepts.positions import CONTENT, feature_kinds, kind_summary, whole_words
+from snce_lib.concepts.positions import CONTENT, encoder_words, feature_kinds, kind_summary
 from snce_lib.io import atomic_write_json
 from snce_lib.sae.collect import collect
 from snce_lib.sae.train import train_sae
@@ -46,9 +46,8 @@ def fvu_by_position(encoder, sae, prompts, batch_size: int = 64) -> dict:
     from snce_lib.concepts.codes import prompt_codes
 
     codes = prompt_codes(encoder, sae, prompts)
-    special = tuple(int(t) for t in getattr(encoder.tokenizer, "all_special_ids", ()) or ())
-    kind = whole_words(codes, lambda t: encoder.token_strings([t])[0], special).kind
-    hs, masks = [], []
+    kind = encoder_words(encoder, codes).kind
+    hs = []
     for s in range(0, len(prompts), batch_size):
         toks = encoder.tokenize(prompts[s : s + batch_size])
         hs.append(encoder.run_to_block(toks, sae.cfg.layer or None)[:, 1:].float())

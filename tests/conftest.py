@@ -20,6 +20,19 @@ def offline_encoder():
     return load_offline(device="cpu")
 
 
+@pytest.fixture(scope="module")
+def minilm_random_sae():
+    """(the packaged MiniLM at 32 tokens, a seeded random 256-latent SAE on its block 4): detectors and
+    selection options scored by hand against the library."""
+    from snce_lib.models.encoders import load_offline
+    from snce_lib.sae.model import SAEConfig, TopKSAE
+
+    torch.manual_seed(0)
+    enc = load_offline(fp16=False, max_length=32)
+    sae = TopKSAE(SAEConfig(d_in=384, n_latents=256, k=8, encoder_id="offline", layer="encoder.layer.4", layer_index=4))
+    return enc, sae.requires_grad_(False)
+
+
 @pytest.fixture(scope="session")
 def tiny_clip_dir(tmp_path_factory):
     """A tiny SD pipeline folder (text_encoder/, tokenizer/, ...) saved to disk, loaded back like SD's."""

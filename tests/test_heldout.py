@@ -34,23 +34,10 @@ def test_a_bad_kind_is_one_clear_error(tmp_path, monkeypatch):
         load_heldout("x")
 
 
-@pytest.fixture(scope="module")
-def offline():
-    import torch
-
-    from snce_lib.models.encoders import load_offline
-    from snce_lib.sae.model import SAEConfig, TopKSAE
-
-    torch.manual_seed(0)
-    enc = load_offline(fp16=False, max_length=32)
-    sae = TopKSAE(SAEConfig(d_in=384, n_latents=256, k=8, encoder_id="offline", layer="encoder.layer.4", layer_index=4))
-    return enc, sae.requires_grad_(False)
-
-
-def test_detectors_score_the_latents_max_activation_and_the_probe_on_the_edited_output(offline):
+def test_detectors_score_the_latents_max_activation_and_the_probe_on_the_edited_output(minilm_random_sae):
     from sklearn.metrics import roc_auc_score
 
-    enc, sae = offline
+    enc, sae = minilm_random_sae
     held, pairs = load_heldout("nudity"), load_concept("nudity")
     (row,) = neuron_detectors(enc, sae, {"two": [3, 7]}, held)
 

@@ -30,23 +30,10 @@ def test_near_chance_is_within_a_tenth_of_one_half():
     assert chance_note(0.534).startswith("near chance") and chance_note(0.83) == "" and chance_note(None) == ""
 
 
-@pytest.fixture(scope="module")
-def offline():
-    import torch
-
-    from snce_lib.models.encoders import load_offline
-    from snce_lib.sae.model import SAEConfig, TopKSAE
-
-    torch.manual_seed(0)
-    enc = load_offline(fp16=False, max_length=32)
-    sae = TopKSAE(SAEConfig(d_in=384, n_latents=256, k=8, encoder_id="offline", layer="encoder.layer.4", layer_index=4))
-    return enc, sae.requires_grad_(False)
-
-
-def test_each_option_is_scored_on_its_own_validation_pairs_and_the_best_is_the_default(offline):
+def test_each_option_is_scored_on_its_own_validation_pairs_and_the_best_is_the_default(minilm_random_sae):
     from sklearn.metrics import roc_auc_score
 
-    enc, sae = offline
+    enc, sae = minilm_random_sae
     full = load_concept("nudity")
     pairs = ConceptPairs("nudity", full.concept_prompts[:20], full.deconcept_prompts[:20], full.tuple_words)
     h = load_heldout("nudity")

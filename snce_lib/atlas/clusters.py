@@ -31,8 +31,6 @@ import numpy as np
 from snce_lib.atlas.labels import FeatureLabel
 from snce_lib.concepts.codes import PromptCodes
 
-SPACES = ("decoder", "co-activation")
-
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)

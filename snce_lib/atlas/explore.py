@@ -58,7 +58,12 @@ class Exploration:
         return self.kinds.content() if self.show == "content" else self.kinds.kind >= 0
 
     def describe(self) -> str:
-        return describe_set_aside(self.set_aside) if self.show == "content" else "showing every live feature"
+        return shown_note(self.set_aside, self.show)
+
+
+def shown_note(summary: dict, show: str) -> str:
+    """What the atlas shows: the set-aside sentence for content features, or that it shows all."""
+    return describe_set_aside(summary) if show == "content" else "showing every live feature"
 
 
 def explore(encoder, sae, prompts: Sequence[str], concept: str = "nudity", n_clusters: int = 24,
@@ -77,8 +82,7 @@ def explore(encoder, sae, prompts: Sequence[str], concept: str = "nudity", n_clu
     sc = scores.s_c
     summary = kind_summary(kinds)
     title = f"SAE atlas: {sae.cfg.n_latents} features at {sae.cfg.layer} of {sae.cfg.encoder_id or 'an encoder'}"
-    aside = describe_set_aside(summary) if show == "content" else "showing every live feature"
-    page = atlas_data(atlas, labels, layout, sae.W_dec, sc, title=title, shown=members, note=aside)
+    page = atlas_data(atlas, labels, layout, sae.W_dec, sc, title=title, shown=members, note=shown_note(summary, show))
     return Exploration(atlas, labels, kinds, summary, show, layout, map_scores, concept, sc, scores.top(10), page)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from snce_lib.concepts.codes import PromptCodes, firing_frequency, prompt_codes
+from snce_lib.concepts.positions import special_ids, whole_words
 from snce_lib.models.encoders import TextEncoder
 from snce_lib.sae.model import TopKSAE
 
@@ -33,8 +34,6 @@ class Atlas:
     def words(self):
         """Every position's whole word and kind (`concepts.positions.whole_words`), computed once."""
         if self._words is None:
-            from snce_lib.concepts.positions import whole_words
-
             self._words = whole_words(self.codes, self.token, self.special_ids)
         return self._words
 
@@ -48,16 +47,4 @@ def build_atlas(encoder: TextEncoder, sae: TopKSAE, prompts: Sequence[str], prog
             cache[tid] = encoder.token_strings([tid])[0]
         return cache[tid]
 
-    special = tuple(int(t) for t in getattr(encoder.tokenizer, "all_special_ids", ()) or ())
-    return Atlas(codes, firing_frequency(codes), tok, sae.cfg.n_latents, special)
-
-
-def decoder_umap(sae: TopKSAE, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
-    """2-d UMAP of the decoder directions (cosine metric). [n_latents, 2]"""
-    import warnings
-
-    import umap
-
-    warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)  # a fixed seed runs one job
-    w = sae.W_dec.detach().float().cpu().numpy()
-    return umap.UMAP(n_neighbors=n_neighbors, min_dist=0.1, metric="cosine", random_state=seed).fit_transform(w)
+    return Atlas(codes, firing_frequency(codes), tok, sae.cfg.n_latents, special_ids(encoder))

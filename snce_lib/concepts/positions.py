@@ -164,10 +164,14 @@ def describe_set_aside(summary: dict) -> str:
             f"set aside: {'; '.join(parts)}; {c['bos']} on BOS ({WHY['bos']}); {c['dead']} never fire")  # fmt: skip
 
 
+def special_ids(encoder) -> tuple[int, ...]:
+    """The encoder's special tokens (end, separator, padding): the end-or-padding positions."""
+    return tuple(int(t) for t in getattr(encoder.tokenizer, "all_special_ids", ()) or ())
+
+
 def encoder_words(encoder, codes: PromptCodes) -> Words:
     """`whole_words` of codes made with `encoder` (its token strings and special tokens)."""
-    special = tuple(int(t) for t in getattr(encoder.tokenizer, "all_special_ids", ()) or ())
-    return whole_words(codes, lambda t: encoder.token_strings([t])[0], special)
+    return whole_words(codes, lambda t: encoder.token_strings([t])[0], special_ids(encoder))
 
 
 def content_only(codes: PromptCodes, words: Words) -> PromptCodes:
