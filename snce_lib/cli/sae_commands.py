@@ -122,6 +122,7 @@ def cmd_train(a) -> int:
         layer=store.info.layer,
         layer_index=store.info.layer_index,
         data_info=store.describe(),
+        groups=store.meta()["prompt_id"],  # hold out whole prompts, not rows
     )
     print(json.dumps({k: v for k, v in res.metrics.items() if k != "train_config"}))
     return 0

@@ -9,20 +9,42 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from snce_lib.rng import numpy_rng, seed_for
 from snce_lib.sae.config import TrainError
 from snce_lib.sae.store import StoreRows
 
 
-def held_out_split(n: int, seed: int, eval_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """(training rows, held-out rows): at most `eval_rows`, and at most a tenth of the data, held out."""
-    perm = np.random.default_rng(seed).permutation(n)
+def held_out_split(
+    n: int, seed: int, eval_rows: int, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, held-out rows): at most `eval_rows`, and at most a tenth of the data, held out.
+
+    `groups` [n] (a store's prompt id per row) keeps each group on one side: whole prompts are held
+    out, so no prompt has rows on both sides and the held-out FVU is measured on prompts training
+    never saw. Without it, rows are held out one by one."""
     n_eval = min(eval_rows, n // 10)
-    return perm[n_eval:], perm[:n_eval]
+    if groups is None:
+        perm = numpy_rng(seed, "eval-rows").permutation(n)
+        return perm[n_eval:], perm[:n_eval]
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+        raise TrainError(f"groups must give one group per row ({n}), got shape {groups.shape}")
+    ids, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    order = numpy_rng(seed, "eval-rows").permutation(len(ids))
+    # whole groups in a random order until the next one would pass n_eval rows (at least one group)
+    filled = np.cumsum(counts[order])
+    n_groups = max(1, int(np.searchsorted(filled, n_eval, side="right"))) if n_eval else 0
+    held = np.zeros(len(ids), dtype=bool)
+    held[order[:n_groups]] = True
+    if n_groups and held.all():
+        raise TrainError("too few prompts to hold any out: every prompt would be held out")
+    rows_held = held[inverse]
+    return np.flatnonzero(~rows_held), np.flatnonzero(rows_held)
 
 
 @lru_cache(maxsize=2)
 def _epoch_perm(n: int, seed: int, epoch: int) -> np.ndarray:
-    return np.random.default_rng([seed, epoch]).permutation(n)
+    return np.random.default_rng([seed_for(seed, "sae-batches"), epoch]).permutation(n)
 
 
 def batch_indices(train_idx: np.ndarray, step: int, batch: int, seed: int) -> np.ndarray:
@@ -62,7 +84,7 @@ def check_finite(data: torch.Tensor, chunk: int = 1 << 16) -> None:
 def _block_order(n: int, block: int, buffer_blocks: int, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
     """An epoch's seeded order of blocks, and where each buffer (group of blocks) starts in it."""
     starts = np.arange(0, n, block)
-    order = starts[np.random.default_rng([seed, epoch, 1]).permutation(len(starts))]
+    order = starts[np.random.default_rng([seed_for(seed, "sae-batches"), epoch, 1]).permutation(len(starts))]
     sizes = np.minimum(order + block, n) - order
     group_sizes = np.add.reduceat(sizes, np.arange(0, len(order), buffer_blocks))
     return order, np.concatenate([[0], np.cumsum(group_sizes)])
@@ -74,7 +96,7 @@ def _buffer(n: int, block: int, buffer_blocks: int, seed: int, epoch: int, group
     order, _ = _block_order(n, block, buffer_blocks, seed, epoch)
     first = group * buffer_blocks
     rows = np.concatenate([np.arange(s, min(s + block, n)) for s in order[first : first + buffer_blocks]])
-    return rows[np.random.default_rng([seed, epoch, 2, group]).permutation(len(rows))]
+    return rows[np.random.default_rng([seed_for(seed, "sae-batches"), epoch, 2, group]).permutation(len(rows))]
 
 
 def buffered_batch_indices(ordered_idx: np.ndarray, step: int, batch: int, seed: int, buffer_rows: int,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from snce_lib.rng import torch_generator
 from snce_lib.sae.model import SAEConfig, TopKSAE
 from snce_lib.sae.planted import Planted, recovery
 from snce_lib.sae.train import TrainConfig, init_from_sample_, make_optimizer, make_scaler, training_step
@@ -30,7 +31,7 @@ def dead_start_run(planted: Planted, n_latents: int, k: int, auxk_alpha: float, 
     cfg = TrainConfig(n_latents=n_latents, k=k, lr=3e-3, batch_size=batch_size, dead_after_tokens=dead_after_tokens,
                       auxk_alpha=auxk_alpha, seed=seed)  # fmt: skip
     sae = TopKSAE(SAEConfig(d, n_latents, k))
-    sae.reset_parameters(torch.Generator().manual_seed(seed))
+    sae.reset_parameters(torch_generator(seed, "sae-init"))
     init_from_sample_(sae, x[: min(len(x), 4096)], cfg)
     n_dead = int(round(dead_share * n_latents))
     started_dead = torch.zeros(n_latents, dtype=torch.bool)
@@ -41,7 +42,7 @@ def dead_start_run(planted: Planted, n_latents: int, k: int, auxk_alpha: float, 
     since = torch.zeros(n_latents, dtype=torch.long)
     since[started_dead] = 10**9  # dead from the first step
     fired = torch.zeros(n_latents, dtype=torch.bool)
-    g = torch.Generator().manual_seed(seed)
+    g = torch_generator(seed, "dead-batches")
     history = []
     for step in range(1, steps + 1):
         batch = x[torch.randint(len(x), (batch_size,), generator=g)]

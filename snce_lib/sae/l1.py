@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from snce_lib.rng import torch_generator
+
 
 class ReLUSAE(nn.Module):
     def __init__(self, d_in: int, n_latents: int, seed: int = 0):
         super().__init__()
-        g = torch.Generator().manual_seed(seed)
+        g = torch_generator(seed, "l1-init")
         w = torch.nn.functional.normalize(torch.randn(n_latents, d_in, generator=g), dim=1)
         self.W_dec = nn.Parameter(w.clone())  # [n_latents, d_in]
         self.W_enc = nn.Parameter(w.clone())  # [n_latents, d_in], starts as the decoder's transpose
@@ -59,7 +61,7 @@ def train_l1_sae(x: torch.Tensor, n_latents: int, l1: float, steps: int = 2000, 
         sae.b_pre.copy_(x.mean(0))
     scale = float((x - x.mean(0)).norm(dim=1).mean())
     opt = torch.optim.Adam(sae.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(seed)
+    g = torch_generator(seed, "l1-batches")
     history = []
     for step in range(1, steps + 1):
         b = x[torch.randint(len(x), (batch_size,), generator=g)]

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from snce_lib.rng import torch_generator
+
 
 @dataclass
 class Planted:
@@ -40,7 +42,7 @@ def planted_data(n_samples: int = 20_000, n_features: int = 64, d: int = 32, p_a
     children fires (so never alone), and the children of one parent are mutually exclusive."""
     if d <= 0 or n_features <= 0 or not 0 < p_active < 1:
         raise ValueError("need d > 0, n_features > 0 and 0 < p_active < 1")
-    g = torch.Generator().manual_seed(seed)
+    g = torch_generator(seed, "planted")  # never the SAE's init stream (`snce_lib.rng`)
     dirs = torch.nn.functional.normalize(torch.randn(n_features, d, generator=g), dim=1)
     on = torch.rand(n_samples, n_features, generator=g) < p_active
     parents = {int(p): [int(c) for c in cs] for p, cs in hierarchy}

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from snce_lib.io import atomic_write_json
 from snce_lib.models.encoders import pick_device
+from snce_lib.rng import torch_generator
 from snce_lib.sae.batches import as_rows, batch_indices, buffered_batch_indices, check_finite, held_out_split
 from snce_lib.sae.config import TrainConfig, TrainError
 from snce_lib.sae.model import SAEConfig, TopKSAE
@@ -125,6 +126,7 @@ def train_sae(
     on_log: Callable[[dict], None] | None = None,
     data_info: dict | None = None,
     watch: Callable[[TopKSAE], dict] | None = None,
+    groups=None,
 ) -> TrainResult:
     """Train on `data` ([rows, d_in], any float dtype, numpy or torch).
 
@@ -134,6 +136,9 @@ def train_sae(
     (it is how tests and notebooks simulate an interruption). `data_info` (what the rows are, e.g.
     `ActivationStore.describe()`) is kept in metrics.json for the model card. `watch(sae)`, if given,
     adds its measurements to every logged history row (e.g. recovery of planted features).
+    `groups` [rows] (a store's prompt id per row, `ActivationStore.meta()["prompt_id"]`) holds out
+    whole prompts for the final metrics, so the held-out FVU reads prompts training never saw;
+    without it rows are held out one by one.
     """
     cfg = cfg or TrainConfig()
     data = as_rows(data)
@@ -144,14 +149,14 @@ def train_sae(
     device = pick_device(cfg.device)
     m = cfg.n_latents or cfg.expansion * d
     k_aux = cfg.k_aux if cfg.k_aux is not None else d // 2
-    train_idx, eval_idx = held_out_split(n, cfg.seed, cfg.eval_rows)
+    train_idx, eval_idx = held_out_split(n, cfg.seed, cfg.eval_rows, groups)
     ordered_idx = np.sort(train_idx) if cfg.shuffle_buffer else None
     budget = cfg.tokens if cfg.tokens is not None else len(train_idx)
     total_steps = max(1, math.ceil(budget / cfg.batch_size))
 
     torch.manual_seed(cfg.seed)
     sae = TopKSAE(SAEConfig(d, m, cfg.k, encoder_id, layer, layer_index)).to(device)
-    sae.reset_parameters(torch.Generator().manual_seed(cfg.seed))
+    sae.reset_parameters(torch_generator(cfg.seed, "sae-init"))
     sae.to(device)
     opt = make_optimizer(sae, cfg)
     since_fired = torch.zeros(m, dtype=torch.long, device=device)
@@ -223,6 +228,7 @@ def train_sae(
             seconds=round(seconds, 2),
             tokens_per_second=round(step * cfg.batch_size / max(seconds, 1e-9), 1),
             eval_rows=int(len(eval_idx)),
+            eval_split="prompts" if groups is not None else "rows",
             autocast={None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp],
             backward_path="sparse" if sparse else "dense",
             train_config=asdict(cfg),

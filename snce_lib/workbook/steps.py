@@ -94,6 +94,7 @@ def ensure_sae(p: Profile, encoder=None, progress: bool = True, on_log=None, bui
         layer=store.info.layer,
         layer_index=store.info.layer_index,
         data_info=store.describe(),
+        groups=store.meta()["prompt_id"],  # hold out whole prompts, not rows
         progress=progress,
         on_log=on_log,
     )
