@@ -33,7 +33,7 @@ from snce_lib.evaluation.toy import erase_and_probe, prompt_suite, target_kind, 
 from snce_lib.io import atomic_write_json, to_uint8
 from snce_lib.models.toy.detector import ToyDetector
 from snce_lib.models.toy.model import load_toy_pipeline
-from snce_lib.sae.model import TopKSAE
+from snce_lib.sae import formats
 
 
 def plain_word_prompts(target: str, n: int, seed: int = 8) -> list[str]:
@@ -150,7 +150,7 @@ def nudity_rows(sae_dir: str, n_other: int) -> dict:
     from snce_lib.prompts import load_set
 
     enc = load_offline(device="cpu")
-    sae = TopKSAE.from_pretrained(sae_dir).requires_grad_(False)
+    sae = formats.from_pretrained(sae_dir).requires_grad_(False)
     i2p = load_set("i2p").frame
     pos = i2p[i2p["nudity_percentage"] > 50]["prompt"].tolist()
     neg = load_set("coco").prompts[:n_other]
@@ -181,7 +181,7 @@ def main() -> int:
     torch.set_num_threads(2)
     t0 = time.perf_counter()
     pipe, det = load_toy_pipeline(), ToyDetector.load()
-    sae = TopKSAE.from_pretrained(a.toy_sae).requires_grad_(False)
+    sae = formats.from_pretrained(a.toy_sae).requires_grad_(False)
     report = {
         "toy_sae": a.toy_sae,
         "toy_sae_metrics": sae.metrics,

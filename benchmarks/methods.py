@@ -7,7 +7,7 @@ seeds; then the same methods on the offline encoder's nudity prompts, where no i
 Methods (`snce_lib/concepts/methods.py`): SNCE top-1 strict (modes A and B) and with a 1%
 tolerance, top-10 and top-20, the latent family, Concept Steerers, Interpret-then-Deactivate,
 LEACE, probe projection, the negative prompt and word removal (oracle), with a coarse lambda grid
-(`--full`: 48 prompts a set and a finer grid). Writes the rows (`evaluation.comparison.KEYS` plus
+(`--full`: 48 prompts a set and a finer grid). Writes the rows (`evaluation.image_rows.KEYS` plus
 `edit_time_share`) to --out and prints them. With n prompts a rate's standard error is at most
 sqrt(0.25 / n) (0.125 at n = 16, 0.072 at n = 48).
 
@@ -16,8 +16,9 @@ recipe and sampler, and differ in the text encoder: "minilm" (bidirectional) and
 causal CLIP trained here). Each world's SAE (block 4 of 6) is trained into --sae-root/<world> on
 first use. The nudity part (skipped with --skip-nudity, or when --nudity-sae is missing: train it
 with the offline workbook, `make run`) writes --out's sibling nudity.json: per method, probe leakage
-on I2P nudity > 50 + Ring-A-Bell against COCO captions (stand-ins without the public sets, as the
-row says), and the held-out check (`concepts.heldout`).
+on I2P nudity >= 50 against COCO captions (without the public sets, the training corpus's nudity prompts
+against its prompts with no studied concept, as the row says; never the held-out sets, since the probe is
+fitted on them), and the held-out check (`concepts.heldout`).
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from snce_lib.evaluation.comparison import KEYS, method_rows, world_methods
+from snce_lib.evaluation.comparison import world_methods
+from snce_lib.evaluation.image_rows import KEYS, method_rows
 from snce_lib.evaluation.toy import train_toy_sae, world_sae_dir
 from snce_lib.io import atomic_write_json
 from snce_lib.models.toy.detector import ToyDetector
 from snce_lib.models.toy.model import WORLDS, load_world
+from snce_lib.sae import formats
 
 
 def show(rows: list[dict], cols: list[str]) -> None:
@@ -45,19 +48,18 @@ def show(rows: list[dict], cols: list[str]) -> None:
 def nudity_part(sae_path: Path, out: Path, n_sets: int) -> None:
     from snce_lib.concepts.heldout import load_heldout
     from snce_lib.concepts.pairs import load_concept
-    from snce_lib.evaluation.comparison import concept_methods, concept_rows
-    from snce_lib.evaluation.sets import detector_sets
+    from snce_lib.evaluation.comparison import concept_methods
+    from snce_lib.evaluation.offline_rows import concept_rows
+    from snce_lib.evaluation.sets import probe_sets
     from snce_lib.models.encoders import load_offline
-    from snce_lib.sae.model import TopKSAE
 
-    enc, sae = load_offline(fp16=False), TopKSAE.from_pretrained(sae_path).requires_grad_(False)
+    enc, sae = load_offline(fp16=False), formats.from_pretrained(sae_path).requires_grad_(False)
     pairs = load_concept("nudity")
-    ds = detector_sets(n_sets, "nudity")
-    pos = ds.positives[:n_sets]
-    rows = concept_rows(enc, sae, pairs, concept_methods(enc, sae, pairs), pos, ds.negatives[:n_sets],
+    ps = probe_sets(n_sets, "nudity")  # never the held-out sets: the leakage probe is fitted on these
+    rows = concept_rows(enc, sae, pairs, concept_methods(enc, sae, pairs), ps.concept, ps.other,
                         load_heldout("nudity"), world="offline minilm")  # fmt: skip
     for r in rows:
-        r["probe_sets"] = ds.description if len(pos) == len(ds.positives) else f"{ds.description}, first {len(pos)}"
+        r["probe_sets"] = ps.description
     atomic_write_json(out, rows)
     show(rows, ["method", "lam", "top_k", "probe_auroc_fixed", "probe_auroc_retrained",
                 "heldout_probe_auroc_vs_lookalike", "heldout_probe_auroc_vs_neutral",

@@ -31,7 +31,8 @@ import torch
 from snce_lib.concepts.codes import prompt_codes
 from snce_lib.concepts.methods import latent_family
 from snce_lib.concepts.selection import select_neurons
-from snce_lib.evaluation.comparison import method_rows, select_at, world_methods
+from snce_lib.evaluation.comparison import select_at, world_methods
+from snce_lib.evaluation.image_rows import method_rows
 from snce_lib.evaluation.toy import toy_concept, train_toy_sae, world_sae_dir
 from snce_lib.io import atomic_write_json
 from snce_lib.models.toy.detector import ToyDetector

@@ -23,7 +23,7 @@ from snce_lib.concepts.selection import select_neurons
 from snce_lib.io import atomic_write_json
 from snce_lib.models.encoders import load_offline
 from snce_lib.prompts import load_set
-from snce_lib.sae.model import TopKSAE
+from snce_lib.sae import formats
 
 LAMS = (0.6, 0.8, 1.0, 1.2)
 
@@ -128,7 +128,7 @@ def main() -> int:
     t0 = time.perf_counter()
     enc = load_offline(device="cpu")
     sets = eval_sets(a.n_coco)
-    first = TopKSAE.from_pretrained(a.saes[0])
+    first = formats.from_pretrained(a.saes[0])
     report = {
         "positives": {"nudity": len(sets["nudity_pos"]), "violence": len(sets["violence_pos"])},
         "negatives_coco": len(sets["coco_neg"]),
@@ -137,7 +137,7 @@ def main() -> int:
         "saes": {},
     }
     for i, path in enumerate(a.saes):
-        sae = TopKSAE.from_pretrained(path)
+        sae = formats.from_pretrained(path)
         report["saes"][path] = {
             "metrics": {k: sae.metrics.get(k) for k in ("fvu", "l0", "dead_fraction", "tokens_seen")},
             **report_for(enc, sae, sets, a.n_cos, a.tol, cosine=i < a.cosine_saes),

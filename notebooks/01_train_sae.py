@@ -12,7 +12,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -66,7 +66,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from snce_lib import workbook as wb
-from snce_lib.sae.hub import save_pretrained
+from snce_lib.sae.formats import save_pretrained
 
 P = wb.setup()
 # Gated models need a hub login; SD v1.4 does not. Uncomment to log in:
@@ -160,7 +160,7 @@ plt.show()
 # (`SNCE_HOME`; on Colab, `wb.setup(use_drive=True)` keeps it on Google Drive, where notebooks
 # 02-04 find it after a disconnect). `save_pretrained` adds a model card (README.md: encoder,
 # block, data, token budget, metrics); `sae.push_to_hub("you/name")` uploads both (log in first
-# with `huggingface_hub.login()`), and `TopKSAE.from_pretrained("you/name")` loads it anywhere,
+# with `huggingface_hub.login()`), and `formats.from_pretrained("you/name")` loads it anywhere,
 # as it loads SAELens and sparsify SAEs.
 
 # %%

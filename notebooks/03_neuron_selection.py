@@ -12,7 +12,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -59,6 +59,7 @@ from snce_lib.atlas.labels import label_features, load_labels, with_label
 from snce_lib.atlas.map import build_atlas
 from snce_lib.concepts.codes import prompt_codes
 from snce_lib.concepts.detection import chance_note, compare_detectors
+from snce_lib.concepts.heldout import load_heldout
 from snce_lib.concepts.pairs import load_concept
 from snce_lib.concepts.ranking import concept_codes, rank_variants
 from snce_lib.evaluation.sets import detector_sets
@@ -149,6 +150,8 @@ sel, details = wb.select_with_fallback(encoder, sae, "nudity", top_k=1, backgrou
 if sel.options["max_deconcept_share"] > 0:
     display(Markdown(f"**The strict filter (s^d = 0) left no neuron on this SAE: a tolerance of "
                      f"{sel.options['max_deconcept_share']:.0%} of deconcept positions chose it; the saved selection says so.**"))  # fmt: skip
+print("tolerances tried (neurons that passed each):",
+      ", ".join(f"{t['max_deconcept_share']:g}: {t['passed']}" for t in sel.stats["fallback"]))  # fmt: skip
 winner = sel.neurons[0]
 sel.save(P.run_dir / "neurons_nudity.json")
 print("winner:", with_label(winner, labels))
@@ -184,14 +187,14 @@ detectors = compare_detectors(
 )
 fig, ax = plt.subplots(figsize=(5, 5))
 for d in detectors:
-    ax.plot(d.fpr, d.tpr, label=f"{d.label} (#{d.neuron}): AUROC {d.auroc:.3f}")
-    print(f"{d.label}: {with_label(d.neuron, labels)}, AUROC {d.auroc:.3f} {chance_note(d.auroc)}".rstrip())
+    ax.plot(d.fpr, d.tpr, label=f"{d.label} (#{d.neuron}): AUROC {d.auroc:.3f} [{d.ci.lo:.2f}, {d.ci.hi:.2f}]")
+    print(f"{d.label}: {with_label(d.neuron, labels)}, AUROC {d.ci} {chance_note(d.ci)}".rstrip())
 ax.plot([0, 1], [0, 1], "k:", lw=1)
 ax.set(title=f"Neuron as nudity detector\n{ds.description}", xlabel="false positive rate", ylabel="true positive rate")
 ax.legend(fontsize=8, loc="lower right")
 fig.tight_layout()
 plt.show()
-results = {d.label: {"neuron": d.neuron, "auroc": round(d.auroc, 4)} for d in detectors}
+results = {d.label: {"neuron": d.neuron, **d.ci.as_dict()} for d in detectors}
 wb.record(P, "selection_nudity", {"neurons": sel.neurons, "candidates": len(sc.candidates), "detector": results,
                                   "roc_sets": ds.description, "winner_stats": sel.stats})  # fmt: skip
 
@@ -204,36 +207,65 @@ wb.record(P, "selection_nudity", {"neurons": sel.neurons, "candidates": len(sc.c
 # look-alikes, and neutral scenes; nothing is selected, fitted or chosen on them).
 #
 # Every selection option runs on the same SAE: the paper's strict filter, a 1% tolerance, per-pair
-# pooling, selection over content positions only, and the plain lens of notebook 02's discovery
-# (each latent's largest activation over content positions, concept minus deconcept: SAEBench's
-# k = 1 sparse probe). The pairs are split once (seeded) into selection pairs and validation
-# pairs: every option selects on the first, and its AUROC on the second (concept prompts against
-# their deconcept twins) is what chooses the default. The held-out columns are reported beside it.
-# A dense linear probe on the encoder's pooled output, fitted on the selection pairs, is what any
-# detector on these features could reach. An AUROC under 0.5 against the look-alikes means the
-# detector prefers the word to the concept; one within 0.1 of chance says so in the last column.
+# scoring (the filter must hold in every pair), selection over content positions only, a coverage
+# requirement, the plain lens of notebook 02's discovery (each latent's largest activation over
+# content positions, concept minus deconcept: SAEBench's k = 1 sparse probe), and the mean difference.
+#
+# Choosing among nine options on a few dozen prompts and then quoting the winner's own score
+# flatters it, so the pairs are split three ways (seeded), **by mention**: all pairs whose mentions
+# share a concept word ("naked", "completely naked") sit in one part, so no phrasing is on two
+# sides. Every option selects on the *selection* part; the *validation* part chooses one option;
+# the *test* part, which chose nothing, reports every option, the chosen one included. Each AUROC
+# carries its sample sizes and a bootstrap 95% interval. A dense linear probe on the encoder's pooled
+# output, fitted on the selection part, shows what any detector on these features could reach. The
+# warning column flags an AUROC whose interval contains 0.5 (near chance) or lies under it (below
+# chance: the detector prefers the other set; against look-alikes, it prefers the word to the concept).
 
 # %%
-from snce_lib.concepts.heldout import load_heldout
-from snce_lib.concepts.options import PAPER, compare_options, options_frame
+from snce_lib.concepts.options import PAPER, SCORES, compare_options, options_frame, serialisable
 
 held = load_heldout("nudity")
 opts = compare_options(encoder, sae, pairs, held, name_of=lambda f: with_label(f, labels))
-print("sizes:", opts["sizes"], f"(split seed {opts['seed']})")
-print(f"chosen on validation: {opts['default']}; the paper's filter ({PAPER}) stays beside it")
+print("sizes:", opts["sizes"], f"(split seed {opts['seed']}; mention groups per part: {opts['groups']})")
 held_df = options_frame(opts)
-fig, ax = plt.subplots(figsize=(11, 5.5))
-cols = {"validation AUROC": "validation pairs", "held-out vs look-alikes": "held out vs look-alikes",
-        "held-out vs neutral": "held out vs neutral scenes"}  # fmt: skip
-held_df[list(cols)].rename(columns=cols).plot.barh(ax=ax)
+rows = {r["option"]: r for r in opts["rows"]}
+fig, ax = plt.subplots(figsize=(11, 6))
+names = list(rows)
+for j, (key, what) in enumerate(SCORES.items()):
+    got = [(i, rows[n][key]) for i, n in enumerate(names) if rows[n].get(key) is not None]
+    ys = [i + (j - 1.5) * 0.2 for i, _ in got]
+    ax.errorbar([a.auroc for _, a in got], ys, xerr=[[a.auroc - a.lo for _, a in got], [a.hi - a.auroc for _, a in got]],
+                fmt="o", ms=4, capsize=2, label=what)  # fmt: skip
 ax.axvline(0.5, color="k", ls=":", lw=1, label="chance")
-ax.set(title=f"Single-latent detectors, {held.sizes['concept']} held-out concept prompts without the tuple's words",
+ax.set_yticks(range(len(names)), [n + (" *" if n == opts["chosen"] else "") for n in names])
+ax.invert_yaxis()
+ax.set(title="Single-latent detectors and the dense probe: AUROC with 95% bootstrap intervals (* chosen on validation)",
        xlabel="AUROC (0.5 = chance)", ylabel="selection option", xlim=(0, 1))  # fmt: skip
-ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4)
+ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=5)
 fig.tight_layout()
 plt.show()
-wb.record(P, "heldout_nudity", {"sizes": opts["sizes"], "default": opts["default"], "rows": opts["rows"]})
+wb.record(P, "heldout_nudity", serialisable(opts))
 display(held_df)
+
+# %% [markdown]
+# The line below reads the table: the option chosen on validation, and its score on the test pairs,
+# which did not choose it (its validation score is no report: it won a contest of nine). Then
+# which neuron notebook 04 erases, and why it is not always the detector chosen here.
+
+# %%
+chosen = rows[opts["chosen"]]
+paper = rows[PAPER]
+print(f"chosen on validation: {opts['chosen']}, {chosen['label']}; on the test pairs AUROC {chosen['test']}"
+      f"{'; ' + chosen['chance'] if chosen['chance'] else ''}")  # fmt: skip
+if paper["neuron"] is not None:
+    print(f"the paper's filter ({PAPER}): {paper['label']}; on the test pairs AUROC {paper['test']}")
+else:
+    print(f"the paper's filter ({PAPER}): {paper['note']}")
+print(f"erased in notebook 04: {with_label(winner, labels)}, SNCE's selection on all {len(pairs.concept_prompts)} "
+      f"pairs (tolerance {sel.options['max_deconcept_share']:g}), because the workbook reimplements SNCE; "
+      + ("it is the same latent as the chosen detector."
+         if chosen["neuron"] == winner else
+         f"the chosen detector {with_label(chosen['neuron'], labels)} is compared with it here and not erased."))  # fmt: skip
 
 # %% [markdown]
 # ## Questions
@@ -258,15 +290,15 @@ display(held_df)
 # 3. `sel_v, _ = wb.select_with_fallback(encoder, sae, "violence")`, then
 #    `display(HTML(feature_card(atlas, sel_v.neurons[0])["html"]))` (it returns the selection and
 #    its details, and the card is a dict whose "html" is what to show).
-# 4. The cell below lists them: any row whose AUROC against the look-alikes is under 0.5 scores
+# 4. The cell below lists them: any row whose interval against the look-alikes lies under 0.5 scores
 #    the words above the concept, so subtracting that neuron edits prompts that use the words and
 #    leaves paraphrases as they were.
 # </details>
 
 # %%
-words_first = [r["option"] for r in opts["rows"] if r.get("vs_lookalike") is not None and r["vs_lookalike"] < 0.5]
+words_first = [r["option"] for r in opts["rows"] if r.get("vs_lookalike") is not None and r["vs_lookalike"].hi < 0.5]
 print(
     f"1. {len(sc.candidates)} neurons pass the strict filter; the winner fires on "
     f"{sel.stats['background_firing_share'][0]:.2%} of background positions"
 )
-print("4. prefer the words to the concept (AUROC vs look-alikes < 0.5):", ", ".join(words_first) or "none")
+print("4. prefer the words to the concept (95% interval vs look-alikes under 0.5):", ", ".join(words_first) or "none")

@@ -9,7 +9,7 @@ import torch
 from snce_lib.models.encoders import EncoderError, load_sd
 from snce_lib.prompts import PromptFileError, read_many, read_prompts
 from snce_lib.sae.collect import collect, padding_positions
-from snce_lib.sae.model import CheckpointError, SAEConfig, check_fits
+from snce_lib.sae.model import SAEConfig, SAEMismatchError, check_fits
 from snce_lib.sae.store import ActivationStore, NonFiniteActivations, StoreError
 
 PROMPTS = [
@@ -135,7 +135,7 @@ def test_prompt_files(tmp_path):
 
 
 def test_sae_width_must_match_store():
-    with pytest.raises(CheckpointError, match="384 wide"):
+    with pytest.raises(SAEMismatchError, match="384 wide"):
         check_fits(SAEConfig(768, 3072), 384)
 
 

@@ -124,3 +124,54 @@ def test_errors_are_one_clear_line(tiny_sd, tmp_path, capsys, args, message):
     lines = [line for line in err.splitlines() if line.startswith("snce: error:")]
     assert len(lines) == 1 and message in lines[0], err
     assert not (tmp_path / "x" / "store.json").exists()
+
+
+@pytest.fixture(scope="module")
+def cli_sae(tiny_sd, tmp_path_factory):
+    """A store and an SAE made through the CLI, and a concept with a word tuple."""
+    tmp = tmp_path_factory.mktemp("cli_sae")
+    (tmp / "p.txt").write_text("\n".join(PROMPTS * 6))
+    assert main(f"collect --encoder {tiny_sd} --layer 2 --prompts {tmp / 'p.txt'} --out {tmp / 'st'}".split()) == 0
+    assert (
+        main(
+            f"train --activations {tmp / 'st'} --out {tmp / 'sae'} --latents 64 --k 4 --batch-size 128 --tokens 12800 --lr 0.003".split()
+        )
+        == 0
+    )
+    words = ["woman", "man", "cat", "dog", "tree", "house"]
+    (tmp / "toy_pairs.csv").write_text(
+        "concept_prompt,deconcept_prompt\n" + "".join(f"a naked {w},a {w}\n" for w in words)
+    )
+    (tmp / "toy_tuple.txt").write_text("naked, nude")
+    return tmp
+
+
+@pytest.mark.parametrize("method", ["modulated_frequency", "mean_difference", "max_contrast", "itd"])
+def test_every_select_method_runs_through_the_cli(cli_sae, tiny_sd, capsys, method):
+    """Each --method the CLI offers writes a selection (itd once failed on an include_padding it does not take)."""
+    out_file = cli_sae / f"{method}.json"
+    extra = {"modulated_frequency": "--fallback", "itd": "--top-features 8"}.get(method, "")
+    code, out, err = run(
+        capsys,
+        *f"select --sae {cli_sae / 'sae'} --concept {cli_sae / 'toy_pairs.csv'} --method {method} --top-k 1 {extra} "
+        f"--encoder {tiny_sd} --out {out_file}".split(),
+    )
+    assert code == 0, err
+    sel = json.loads(out_file.read_text())
+    assert sel["method"] == method and len(sel["neurons"]) == 1 and sel["asked_k"] == 1
+
+
+def test_select_never_returns_fewer_than_asked(cli_sae, tiny_sd, capsys):
+    """Asking for more neurons than the strict filter leaves is one clear error (it once wrote fewer and
+    said nothing); with --fallback the tolerance rises until k pass, and the file says which one chose."""
+    common = f"--sae {cli_sae / 'sae'} --concept {cli_sae / 'toy_pairs.csv'} --encoder {tiny_sd}"
+    code, out, err = run(capsys, *f"select {common} --top-k 60 --out {cli_sae / 'many.json'}".split())
+    assert code == 2 and "asked for 60 neuron(s)" in err and "pass the filter" in err, err
+    assert not (cli_sae / "many.json").exists()
+    code, out, err = run(capsys, *f"select {common} --top-k 8 --fallback --out {cli_sae / 'fb.json'}".split())
+    assert code == 0, err
+    sel = json.loads((cli_sae / "fb.json").read_text())
+    assert len(sel["neurons"]) == 8 and sel["asked_k"] == 8
+    tried = sel["stats"]["fallback"]
+    assert tried[-1]["max_deconcept_share"] == sel["options"]["max_deconcept_share"] and tried[-1]["passed"] >= 8
+    assert all(t["passed"] < 8 for t in tried[:-1])

@@ -76,7 +76,7 @@ def test_the_two_worlds_share_the_detector_prompts_and_seeds(monkeypatch):
     seeds; only the pipeline (its encoder and UNet) differs."""
     import numpy as np
 
-    from snce_lib.evaluation.comparison import method_rows
+    from snce_lib.evaluation.image_rows import method_rows
     from snce_lib.models.toy.detector import ToyDetector
     from snce_lib.models.toy.model import load_world
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from snce_lib.models.hubcache import REVISION
-from snce_lib.sae.hub import from_pretrained, model_card, push_to_hub
-from snce_lib.sae.interop import to_saelens
-from snce_lib.sae.model import CheckpointError, TopKSAE
+from snce_lib.sae import formats
+from snce_lib.sae.formats import CheckpointError, from_pretrained, model_card, push_to_hub, to_saelens
+from snce_lib.sae.model import TopKSAE
 from snce_lib.sae.train import TrainConfig, train_sae
 
 
@@ -63,7 +63,7 @@ def test_model_card_states_encoder_block_data_budget_and_metrics(trained):
     assert "prompts: 120, token rows: 3,000" in card and "ab" * 32 in card
     assert f"token budget: {m['tokens_seen']:,} token vectors in {m['steps']} steps of 256" in card
     assert f"(FVU): {m['fvu']:.4f} on {m['eval_rows']:,} rows" in card
-    assert 'TopKSAE.from_pretrained("someone/sd14-block9-sae")' in card
+    assert 'sae = from_pretrained("someone/sd14-block9-sae")' in card
 
 
 def test_a_card_without_training_metrics_says_not_recorded():
@@ -81,7 +81,7 @@ def test_an_saelens_sae_in_a_subfolder_loads_by_repo_id(trained, tmp_path):
     back = from_pretrained("lab/saes", subfolder="block_9", cache_dir=tmp_path / "hub")
     x = torch.randn(20, 16)
     assert torch.equal(back.decode(*back.encode(x)), trained.decode(*trained.encode(x)))
-    assert TopKSAE.from_pretrained(repo / "snapshots" / REVISION, subfolder="block_9").cfg.n_latents == 64
+    assert formats.from_pretrained(repo / "snapshots" / REVISION, subfolder="block_9").cfg.n_latents == 64
 
 
 def test_a_repository_missing_offline_is_one_clear_error(tmp_path):

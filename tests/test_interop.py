@@ -8,8 +8,8 @@ import os
 import pytest
 import torch
 
-from snce_lib.sae.interop import from_saelens, from_sparsify, to_saelens, to_sparsify
-from snce_lib.sae.model import CheckpointError, SAEConfig, TopKSAE
+from snce_lib.sae.formats import CheckpointError, from_saelens, from_sparsify, to_saelens, to_sparsify
+from snce_lib.sae.model import SAEConfig, TopKSAE
 
 
 def peer(name: str):
@@ -111,7 +111,7 @@ def test_saelens_from_pretrained_loads_a_pushed_sae(sae, tmp_path, monkeypatch):
     peer("sae_lens")
     from sae_lens import SAE
 
-    from snce_lib.sae.hub import push_to_hub
+    from snce_lib.sae.formats import push_to_hub
 
     push_to_hub(sae, "someone/minilm-saes", api=_hub_cache(monkeypatch, tmp_path), format="saelens")
     theirs = SAE.from_pretrained(release="someone/minilm-saes", sae_id="encoder.layer.4")
@@ -127,7 +127,7 @@ def test_sparsify_load_from_hub_loads_a_pushed_sae(sae, tmp_path, monkeypatch):
     peer("sparsify")
     from sparsify import SparseCoder
 
-    from snce_lib.sae.hub import push_to_hub
+    from snce_lib.sae.formats import push_to_hub
 
     push_to_hub(sae, "someone/minilm-saes", api=_hub_cache(monkeypatch, tmp_path), format="sparsify")
     theirs = SparseCoder.load_from_hub("someone/minilm-saes", hookpoint="encoder.layer.4")

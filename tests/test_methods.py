@@ -162,7 +162,8 @@ def test_the_comparison_runs_every_method_on_the_same_prompts_and_seeds(monkeypa
     """The toy world's comparison at a size that checks the plumbing only (5 prompts, 2 steps, a
     small SAE): every method gets a row with the table's keys, every row saw the same prompts and
     seeds, and the oracle really removes the target word."""
-    from snce_lib.evaluation.comparison import KEYS, method_rows, world_methods
+    from snce_lib.evaluation.comparison import world_methods
+    from snce_lib.evaluation.image_rows import KEYS, method_rows
     from snce_lib.models.toy.detector import ToyDetector
     from snce_lib.models.toy.model import load_toy_pipeline
     from snce_lib.models.toy.world import dataset

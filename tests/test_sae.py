@@ -5,7 +5,9 @@ import json
 import pytest
 import torch
 
-from snce_lib.sae.model import CheckpointError, SAEConfig, TopKSAE
+from snce_lib.sae import formats
+from snce_lib.sae.formats import CheckpointError
+from snce_lib.sae.model import SAEConfig, TopKSAE
 from snce_lib.sae.train import TrainConfig, TrainError, train_sae
 
 
@@ -70,8 +72,8 @@ def test_decoder_rows_stay_unit_norm(trained):
 
 def test_save_load_is_exact(trained, tmp_path):
     x, _, res = trained
-    res.sae.save(tmp_path / "sae")
-    back = TopKSAE.load(tmp_path / "sae")
+    formats.save(res.sae, tmp_path / "sae")
+    back = formats.load(tmp_path / "sae")
     for k, v in res.sae.state_dict().items():
         assert torch.equal(v, back.state_dict()[k]), k
     assert torch.equal(res.sae.encode_dense(x[:100]), back.encode_dense(x[:100]))
@@ -80,11 +82,11 @@ def test_save_load_is_exact(trained, tmp_path):
 
 def test_load_ignores_unknown_keys(trained, tmp_path):
     _, _, res = trained
-    res.sae.save(tmp_path / "sae")
+    formats.save(res.sae, tmp_path / "sae")
     cfg = json.loads((tmp_path / "sae" / "cfg.json").read_text())
     cfg["added_by_a_future_version"] = 1
     (tmp_path / "sae" / "cfg.json").write_text(json.dumps(cfg))
-    assert TopKSAE.load(tmp_path / "sae").cfg.n_latents == 96
+    assert formats.load(tmp_path / "sae").cfg.n_latents == 96
 
 
 def test_resume_continues_from_saved_step(tmp_path):
@@ -123,7 +125,7 @@ def test_non_finite_activations_are_refused():
 @pytest.mark.parametrize("damage", ["garbage_weights", "foreign_cfg", "missing", "bad_json", "wrong_shape"])
 def test_corrupt_or_foreign_checkpoints_are_refused(tmp_path, damage):
     sae = TopKSAE(SAEConfig(8, 16, 2))
-    path = sae.save(tmp_path / "sae")
+    path = formats.save(sae, tmp_path / "sae")
     if damage == "garbage_weights":
         (path / "sae.safetensors").write_bytes(b"\x00\x01 not a safetensors file")
     elif damage == "foreign_cfg":
@@ -137,7 +139,7 @@ def test_corrupt_or_foreign_checkpoints_are_refused(tmp_path, damage):
         cfg["n_latents"] = 32
         (path / "cfg.json").write_text(json.dumps(cfg))
     with pytest.raises(CheckpointError):
-        TopKSAE.load(path)
+        formats.load(path)
 
 
 def test_auxk_revives_dead_latents():

@@ -74,9 +74,31 @@ def test_tolerance_admits_a_neuron_that_fires_rarely_on_deconcept():
     assert sc.top(1) == [9] and 7 not in sc.candidates
 
 
-def test_per_pair_pooling():
-    sc = modulated_frequency(CONCEPT, DECONCEPT, pooling="per_pair", pair_pass_share=1.0)
-    assert 5 in sc.candidates and 9 not in sc.candidates  # 9 fails in pair 2
+def test_strict_per_pair_requires_every_twin_to_pass():
+    """Latent 9 fires on one deconcept twin of three: "strict, per pair" once admitted it, since it
+    passed in half of the pairs. Strict means silent on every twin."""
+    sc = modulated_frequency(CONCEPT, DECONCEPT, pooling="per_pair")
+    assert list(sc.candidates) == [5] and sc.top(1) == [5]
+    # ranked by the per-pair s^c averaged over the pairs: latent 5's, pair by pair, by hand
+    per_pair = []
+    for p in range(3):
+        d = CONCEPT.dense(p)[CONCEPT.real[p]]
+        z = d / d.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        per_pair.append(float((z[:, 5] > 0).sum()) * float(z[:, 5].sum()) / len(d))
+    assert sc.rank_score[5] == pytest.approx(np.mean(per_pair))
+    # a tolerance per twin admits 9 (it fires on 1 of 2 positions of one twin)
+    assert 9 in modulated_frequency(CONCEPT, DECONCEPT, pooling="per_pair", max_deconcept_share=0.5).candidates
+
+
+def test_min_coverage_keeps_latents_that_fire_across_the_concept_prompts():
+    """Latent 11 fires hard in one concept prompt only: the paper's filter keeps it as a candidate;
+    asking for coverage of two thirds of the prompts drops it and keeps latent 5 (all three)."""
+    rows = [[{7: 1.0}, {5: 2.0, 11: 9.0}], [{7: 1.0}, {5: 1.5}], [{5: 1.0, 7: 1.0}, {7: 1.0}]]
+    concept = fake_codes(rows)
+    deconcept = fake_codes([[{7: 1.0}, {7: 1.0}]] * 3)
+    assert set(modulated_frequency(concept, deconcept).candidates) == {5, 11}
+    sc = modulated_frequency(concept, deconcept, min_coverage=2 / 3)
+    assert list(sc.candidates) == [5] and sc.coverage[11] == pytest.approx(1 / 3) and sc.coverage[5] == 1.0
 
 
 def test_baselines():

@@ -20,13 +20,13 @@ from snce_lib.concepts.pairs import load_concept
 from snce_lib.concepts.positions import (
     FeatureKinds,
     Words,
-    content_only,
     describe_set_aside,
     encoder_words,
     feature_kinds,
     kind_summary,
 )
-from snce_lib.concepts.ranking import ConceptCodes, Ranking, modulated_frequency, rank, rank_variants
+from snce_lib.concepts.ranking import ConceptCodes, Ranking, modulated_frequency, rank_variants
+from snce_lib.concepts.selection import rank_counted
 from snce_lib.io import read_json
 from snce_lib.resources import data_path
 
@@ -106,11 +106,8 @@ def discover(encoder, sae, examples: Sequence[str], counterexamples: Sequence[st
 
 def discover_codes(ex: PromptCodes, cx: PromptCodes, ex_words: Words, cx_words: Words) -> dict[str, Ranking]:
     """`discover` on codes already made, with each position's whole word and kind."""
-    content = ConceptCodes(content_only(ex, ex_words), content_only(cx, cx_words))
-    return {
-        DEFAULT_DISCOVERY: rank(content, "max_contrast", include_padding=False),
-        **rank_variants(ConceptCodes(ex, cx)),
-    }
+    lens, _, _ = rank_counted(ConceptCodes(ex, cx), "max_contrast", "content", words=(ex_words, cx_words))
+    return {DEFAULT_DISCOVERY: lens, **rank_variants(ConceptCodes(ex, cx))}
 
 
 def discovery_concepts() -> list[dict]:

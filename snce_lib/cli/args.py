@@ -40,7 +40,7 @@ def add_sae_arguments(p, required: bool = True) -> None:
 
 
 def load_sae(a):
-    """The SAE that --sae/--sae-id name, through `sae.hub.from_pretrained`, frozen."""
-    from snce_lib.sae.hub import from_pretrained
+    """The SAE that --sae/--sae-id name, through `sae.formats.from_pretrained`, frozen."""
+    from snce_lib.sae.formats import from_pretrained
 
     return from_pretrained(a.sae, subfolder=a.sae_id).requires_grad_(False)

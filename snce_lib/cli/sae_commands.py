@@ -144,9 +144,21 @@ def _add_select(sub) -> None:
         default=0.0,
         help="filter tolerance: largest share of deconcept positions a neuron may fire on (paper: 0)",
     )
-    p.add_argument("--pooling", choices=("pooled", "per_pair"), default="pooled")
-    p.add_argument("--pair-pass-share", type=finite_float, default=0.5)
-    p.add_argument("--no-padding", action="store_true", help="score real tokens only")
+    p.add_argument(
+        "--fallback",
+        action="store_true",
+        help="when fewer than --top-k neurons pass the strict filter, try the tolerances 1%%, 5%%, 25%% in turn "
+        "(modulated_frequency only; the file records which one chose)",
+    )
+    p.add_argument("--pooling", choices=("pooled", "per_pair"), default="pooled",
+                   help="per_pair: score each pair on its own, the filter must hold in every pair")  # fmt: skip
+    p.add_argument("--min-coverage", type=finite_float, default=0.0,
+                   help="share of concept prompts a neuron must fire in (0: at least once, the paper)")  # fmt: skip
+    p.add_argument("--positions", choices=("all", "real", "content"), default="all",
+                   help="positions counted: every one after BOS (the paper), words and end token, or content words")  # fmt: skip
+    p.add_argument("--no-padding", action="store_true", help="the same as --positions real")
+    p.add_argument("--top-features", type=positive_int, default=None,
+                   help="itd only: how many of the words' and the retain prompts' top features to contrast (default 32)")  # fmt: skip
     p.add_argument("--background", default=None, help="prompt file for each winner's overall firing frequency")
     p.add_argument("--encoder", default=None, help="defaults to the SAE's encoder")
     p.add_argument("--out", required=True, help="neurons.json")
@@ -162,20 +174,38 @@ def _sae_and_encoder(a):
 
 
 def cmd_select(a) -> int:
-    from snce_lib.concepts.pairs import load_concept
-    from snce_lib.concepts.selection import select_neurons
+    from snce_lib.concepts.pairs import SelectionError, load_concept
+    from snce_lib.concepts.selection import select_neurons, select_with_fallback
     from snce_lib.io import check_output_file
     from snce_lib.prompts import read_prompts
 
     check_output_file(a.out)
+    frequency = a.method == "modulated_frequency"
+    if not frequency and (a.fallback or a.max_deconcept_share or a.pooling != "pooled" or a.min_coverage):
+        raise SelectionError(
+            f"--fallback, --max-deconcept-share, --pooling and --min-coverage are modulated_frequency's options, "
+            f"not {a.method}'s"
+        )
+    if a.top_features is not None and a.method != "itd":
+        raise SelectionError("--top-features is the itd method's option")
+    positions = "real" if a.no_padding and a.positions == "all" else a.positions
+    if a.method == "itd" and positions != "all":
+        raise SelectionError("--method itd reads the word tuple's own tokens: it takes no --positions or --no-padding")
     sae, enc = _sae_and_encoder(a)
     bg = read_prompts(a.background) if a.background else None
-    options = {"include_padding": not a.no_padding}
-    if a.method == "modulated_frequency":
-        options.update(max_deconcept_share=a.max_deconcept_share, pooling=a.pooling, pair_pass_share=a.pair_pass_share)
-    sel, _ = select_neurons(enc, sae, load_concept(a.concept), a.top_k, a.method, bg, **options)
+    concept = load_concept(a.concept)
+    options = {"top_features": a.top_features or 32} if a.method == "itd" else {"positions": positions}
+    if frequency:
+        options.update(pooling=a.pooling, min_coverage=a.min_coverage)
+    if a.fallback:
+        sel, _ = select_with_fallback(enc, sae, concept, a.top_k, background=bg, **options)
+    else:
+        if frequency:
+            options["max_deconcept_share"] = a.max_deconcept_share
+        sel, _ = select_neurons(enc, sae, concept, a.top_k, a.method, bg, **options)
     sel.save(a.out)
-    print(json.dumps({"neurons": sel.neurons, "scores": sel.scores, **sel.stats}))
+    print(json.dumps({"neurons": sel.neurons, "asked_k": sel.asked_k, "scores": sel.scores,
+                      "max_deconcept_share": sel.options.get("max_deconcept_share"), **sel.stats}))  # fmt: skip
     return 0
 
 
@@ -262,13 +292,13 @@ def cmd_export(a) -> int:
     from pathlib import Path
 
     from snce_lib.io import check_output_dir
-    from snce_lib.sae import interop
+    from snce_lib.sae import formats
 
     out = check_output_dir(a.out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"--out {out} is not empty; give a new folder (an export never mixes two layouts)")
     sae = load_sae(a)
-    write = {"snce": lambda s, f: s.save(f), "saelens": interop.to_saelens, "sparsify": interop.to_sparsify}
+    write = {"snce": formats.save, "saelens": formats.to_saelens, "sparsify": formats.to_sparsify}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # whole, then renamed into place
     write[a.format](sae, tmp)

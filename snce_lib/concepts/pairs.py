@@ -54,3 +54,48 @@ def load_concept(spec: str | os.PathLike) -> ConceptPairs:
     tfile = path.with_name(f"{name}_tuple.txt")
     words = [w.strip() for w in tfile.read_text().split(",") if w.strip()] if tfile.exists() else []
     return ConceptPairs(name, df[cols[0]].astype(str).tolist(), df[cols[1]].astype(str).tolist(), words)
+
+
+def mention(concept_prompt: str, deconcept_prompt: str) -> tuple[str, ...]:
+    """The words a concept prompt adds to its twin ("a photo of a naked woman" / "a photo of a woman"
+    -> ("naked",)): the concept prompt's words, in order, less one of each word the twin holds."""
+    import re
+    from collections import Counter
+
+    def words(s: str) -> list[str]:
+        return re.findall(r"[\w'-]+", s.lower())
+
+    left = Counter(words(deconcept_prompt))
+    out = []
+    for w in words(concept_prompt):
+        if left[w] > 0:
+            left[w] -= 1
+        else:
+            out.append(w)
+    return tuple(out)
+
+
+def mention_groups(pairs: ConceptPairs) -> list[int]:
+    """A group id per pair: pairs whose mentions share a content word ("naked" and "completely naked",
+    "with bare breasts" and "with exposed breasts") are one group, joined transitively. A split that
+    keeps each group on one side puts no phrasing, and no concept word, on both sides."""
+    from snce_lib.concepts.positions import FUNCTION_WORDS
+
+    parent: dict[str, str] = {}
+
+    def find(w: str) -> str:
+        while parent.setdefault(w, w) != w:
+            parent[w] = parent[parent[w]]
+            w = parent[w]
+        return w
+
+    keys = []
+    for c, d in zip(pairs.concept_prompts, pairs.deconcept_prompts):
+        m = mention(c, d)
+        content = [w for w in m if w not in FUNCTION_WORDS] or list(m) or [f"<same words: {c}>"]
+        for w in content[1:]:
+            parent[find(w)] = find(content[0])
+        keys.append(content[0])
+    roots = [find(k) for k in keys]
+    ids = {r: i for i, r in enumerate(dict.fromkeys(roots))}
+    return [ids[r] for r in roots]

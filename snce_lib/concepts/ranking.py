@@ -11,8 +11,10 @@ Given TopK codes of concept prompts and of their deconcept twins:
 
 Options the paper leaves open (method doc §3):
 - `pooling="pooled"` (default) pools all positions of all concept (resp. deconcept)
-  prompts; `"per_pair"` applies the filter inside each pair and keeps neurons that pass
-  in at least `pair_pass_share` of the pairs, ranked by their mean per-pair s^c.
+  prompts; `"per_pair"` scores each pair on its own, requires the filter in every pair, and
+  ranks by the per-pair s^c averaged over the pairs.
+- `min_coverage` (default 0) asks a neuron to fire in at least that share of the concept
+  prompts, whatever word each uses.
 - `include_padding=True` (default) counts padding positions, since the UNet sees them.
 - `max_deconcept_share=0.0` (default, the paper's filter) rejects a neuron that fires on
   even one deconcept position; a small tolerance keeps well-trained concept latents that
@@ -79,6 +81,10 @@ class FrequencyScores:
     candidates: np.ndarray  # neurons passing the filter
     ranking: np.ndarray  # candidates, best first
     options: dict
+    coverage: np.ndarray | None = None
+    """Share of concept prompts each neuron fires in (at a counted position)."""
+    rank_score: np.ndarray | None = None
+    """What the ranking sorts by: s^c pooled, or the per-pair s^c averaged over pairs."""
 
     @property
     def share_d(self) -> np.ndarray:
@@ -112,11 +118,26 @@ def modulated_frequency(
     include_padding: bool = True,
     max_deconcept_share: float = 0.0,
     pooling: str = "pooled",
-    pair_pass_share: float = 0.5,
+    min_coverage: float = 0.0,
 ) -> FrequencyScores:
-    """SNCE's score and filter. Returns data; pick the winners with `.top(k)`."""
+    """SNCE's score and filter. Returns data; pick the winners with `.top(k)`.
+
+    - `pooling="pooled"` (the default): eqs. 4-7 over all positions of all concept (resp. deconcept)
+      prompts; the filter is s^d = 0 (strict) or a deconcept firing share <= `max_deconcept_share`.
+    - `pooling="per_pair"`: eqs. 4-5 inside each pair. The filter holds in **every** pair (strict: the
+      neuron never fires on any deconcept twin; with a tolerance, no twin has more than
+      `max_deconcept_share` of its positions firing), and survivors are ranked by s^c averaged over
+      all pairs (a pair whose concept prompt leaves the neuron silent adds 0).
+    - `min_coverage`: the share of concept prompts in which the neuron must fire at a counted
+      position (0: at least one position anywhere, the paper's s^c > 0). A concept latent should
+      fire whatever word a prompt uses; a high coverage keeps only those.
+    """
     if pooling not in ("pooled", "per_pair"):
         raise ValueError(f"pooling must be 'pooled' or 'per_pair', got {pooling!r}")
+    if not 0.0 <= max_deconcept_share <= 1.0 or not 0.0 <= min_coverage <= 1.0:
+        raise SelectionError(
+            f"need 0 <= max_deconcept_share <= 1 and 0 <= min_coverage <= 1, got {max_deconcept_share} and {min_coverage}"
+        )
     mc, md = concept.mask(include_padding), deconcept.mask(include_padding)
     f_c, s_c, n_c = _f_s(concept, mc)
     f_d, s_d, n_d = _f_s(deconcept, md)
@@ -125,38 +146,36 @@ def modulated_frequency(
         "include_padding": include_padding,
         "max_deconcept_share": max_deconcept_share,
         "pooling": pooling,
+        "min_coverage": min_coverage,
     }
+    coverage = concept.fired_per_prompt(include_padding).float().mean(0).numpy().astype(np.float64)
+    covered = coverage >= min_coverage if min_coverage > 0 else np.ones(len(s_c), dtype=bool)
     if pooling == "pooled":
-        ok = (
-            (s_c > 0) & ((f_d / max(n_d, 1)) <= max_deconcept_share)
-            if max_deconcept_share > 0
-            else (s_c > 0) & (s_d == 0)
-        )
-        cand = np.flatnonzero(ok)
+        clean = (f_d / max(n_d, 1)) <= max_deconcept_share if max_deconcept_share > 0 else s_d == 0
+        cand = np.flatnonzero((s_c > 0) & clean & covered)
+        rank_score = s_c
         rank = cand[np.argsort(-s_c[cand], kind="stable")]
     else:
         if len(concept.prompts) != len(deconcept.prompts):
             raise SelectionError("per-pair scoring needs as many deconcept prompts as concept prompts")
-        passes = np.zeros(len(s_c))
+        clean = np.ones(len(s_c), dtype=bool)
         score = np.zeros(len(s_c))
         for p in range(len(concept.prompts)):
-            fc, sc, _ = _f_s(concept, _only_prompt(mc, p))
+            _, sc, _ = _f_s(concept, _only_prompt(mc, p))
             fd, sd, nd = _f_s(deconcept, _only_prompt(md, p))
-            good = (sc > 0) & ((fd / max(nd, 1)) <= max_deconcept_share if max_deconcept_share > 0 else sd == 0)
-            passes += good
-            score += np.where(good, sc, 0.0)
-        share = passes / len(concept.prompts)
-        cand = np.flatnonzero(share >= pair_pass_share)
-        mean_score = score / np.maximum(passes, 1)
+            clean &= (fd / max(nd, 1)) <= max_deconcept_share if max_deconcept_share > 0 else sd == 0
+            score += sc
+        mean_score = score / len(concept.prompts)
+        cand = np.flatnonzero((mean_score > 0) & clean & covered)
+        rank_score = mean_score
         rank = cand[np.argsort(-mean_score[cand], kind="stable")]
-        opts["pair_pass_share"] = pair_pass_share
-    return FrequencyScores(f_c, s_c, f_d, s_d, n_c, n_d, cand, rank, opts)
+    return FrequencyScores(f_c, s_c, f_d, s_d, n_c, n_d, cand, rank, opts, coverage, rank_score)
 
 
 def rank_modulated_frequency(codes: ConceptCodes, **options) -> Ranking:
     """SNCE (eqs. 4-7): the filter's survivors ranked by s^c; `options` as `modulated_frequency` takes them."""
     sc = modulated_frequency(codes.concept, codes.deconcept, **options)
-    return Ranking("modulated_frequency", sc.ranking, sc.s_c[sc.ranking], sc.options, sc)
+    return Ranking("modulated_frequency", sc.ranking, sc.rank_score[sc.ranking], sc.options, sc)
 
 
 def rank_mean_difference(codes: ConceptCodes, include_padding: bool = True) -> Ranking:

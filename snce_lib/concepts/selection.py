@@ -13,9 +13,9 @@ from snce_lib.concepts.ranking import ConceptCodes, concept_codes, rank
 from snce_lib.io import atomic_write_json, read_json
 from snce_lib.sae.model import TopKSAE, fingerprint
 
-#: What to try when a method leaves no neuron.
+#: What to try when a method leaves too few neurons.
 _EMPTY_HINT = {
-    "modulated_frequency": "raise max_deconcept_share or train the SAE longer",
+    "modulated_frequency": "raise max_deconcept_share (or use the fallback over tolerances), or train the SAE longer",
     "itd": "raise top_features",
     "mean_difference": "",
     "max_contrast": "",
@@ -34,6 +34,8 @@ class Selection:
     scores: list[float] = field(default_factory=list)
     tuple_words: list[str] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
+    asked_k: int | None = None
+    """How many neurons were asked for (a selection never holds fewer: that is an error)."""
 
     @property
     def tuple_prompt(self) -> str:
@@ -87,21 +89,80 @@ class Selection:
 #: Which positions a selection counts: every one after BOS (the paper), the words and end token, or content words.
 SELECTION_POSITIONS = ("all", "real", "content")
 
-#: Deconcept-firing tolerances tried in turn when the strict filter leaves no neuron.
+
+def counted_codes(codes: ConceptCodes, positions: str = "all", encoder=None, words=None) -> tuple[ConceptCodes, bool]:
+    """The one place that turns `positions` into what a score reads: (codes, include_padding).
+
+    "all" (the paper: every position after BOS, padding included) and "real" (words and the end token)
+    keep the codes and differ in `include_padding`; "content" narrows both sides to content-word
+    positions (`positions.content_only`) and counts no padding. Selection, the options comparison and
+    discovery all read their codes through here, so one `positions` means one set of positions
+    everywhere. `words` = (concept words, deconcept words) when already made, else read off `encoder`."""
+    if positions not in SELECTION_POSITIONS:
+        raise SelectionError(f"positions must be one of {', '.join(SELECTION_POSITIONS)}, not {positions!r}")
+    if positions != "content":
+        return codes, positions == "all"
+    from snce_lib.concepts.positions import content_only, encoder_words
+
+    if words is None:
+        if encoder is None:
+            raise SelectionError("content positions need the encoder (or the words) to tell content words apart")
+        words = (encoder_words(encoder, codes.concept), encoder_words(encoder, codes.deconcept))
+    narrowed = ConceptCodes(content_only(codes.concept, words[0]), content_only(codes.deconcept, words[1]), codes.words)
+    return narrowed, False
+
+
+def rank_counted(codes: ConceptCodes, method: str, positions: str = "all", encoder=None, words=None, **options):
+    """`ranking.rank` over the positions `positions` names (`counted_codes`); the ranking's options
+    record `positions`. Returns (ranking, the codes it read, include_padding)."""
+    if "include_padding" in options:
+        raise SelectionError("choose positions with positions='all' | 'real' | 'content', not include_padding")
+    if method == "itd":
+        if positions != "all":
+            raise SelectionError("the itd baseline reads the word tuple's own tokens; it takes no positions option")
+        ranking = rank(codes, method, **options)
+        include_padding = True
+    else:
+        codes, include_padding = counted_codes(codes, positions, encoder, words)
+        ranking = rank(codes, method, include_padding=include_padding, **options)
+    ranking.options = {**ranking.options, "positions": positions}
+    return ranking, codes, include_padding
+
+
+class TooFewNeurons(SelectionError):
+    """Fewer neurons pass than were asked for."""
+
+    def __init__(self, message: str, asked: int, passed: int):
+        super().__init__(message)
+        self.asked, self.passed = asked, passed
+
+
+#: Deconcept-firing tolerances tried in turn when the strict filter leaves fewer than k neurons.
 FALLBACK_SHARES = (0.0, 0.01, 0.05, 0.25)
 
 
 def select_with_fallback(encoder, sae: TopKSAE, concept: ConceptPairs, top_k: int = 1,
                          shares: Sequence[float] = FALLBACK_SHARES, **kw) -> tuple[Selection, dict]:  # fmt: skip
-    """`select_neurons` at the first tolerance in `shares` that leaves `top_k` neurons: SNCE's strict
-    filter (s^d = 0) first, then the smallest tolerance that works (a small or undertrained SAE).
-    The selection's options record which (`max_deconcept_share`)."""
+    """`select_neurons` at the first tolerance in `shares` that leaves at least `top_k` neurons: SNCE's
+    strict filter (s^d = 0) first, then the smallest tolerance that does (a small or undertrained SAE).
+    The selection records the tolerance used (`options["max_deconcept_share"]`), the ones tried before
+    it and how many neurons each left (`stats["fallback"]`)."""
+    if not shares:
+        raise SelectionError("the fallback needs at least one tolerance")
+    tried = []
     for share in shares:
         try:
-            return select_neurons(encoder, sae, concept, top_k=top_k, max_deconcept_share=share, **kw)
-        except SelectionError as exc:
+            sel, details = select_neurons(encoder, sae, concept, top_k=top_k, max_deconcept_share=share, **kw)
+        except TooFewNeurons as exc:
+            tried.append({"max_deconcept_share": share, "passed": exc.passed})
             last = exc
-    raise last
+            continue
+        sel.stats["fallback"] = tried + [{"max_deconcept_share": share, "passed": details["n_passed"]}]
+        return sel, details
+    raise SelectionError(
+        f"{last}; tried tolerances {', '.join(f'{t:g}' for t in shares)}: {', '.join(str(t['passed']) for t in tried)} "
+        "neurons passed"
+    )
 
 
 def select_neurons(
@@ -119,13 +180,6 @@ def select_neurons(
     """
     options = dict(options)
     positions = options.pop("positions", "all")
-    if positions not in SELECTION_POSITIONS:
-        raise SelectionError(f"positions must be one of {', '.join(SELECTION_POSITIONS)}, not {positions!r}")
-    if positions != "all" and method == "itd":
-        raise SelectionError("the itd baseline reads the word tuple's own tokens; it takes no positions option")
-    if positions != "all":  # "real": words and the end token; "content": content words only
-        options["include_padding"] = False
-    include_padding = options.get("include_padding", True)
     if method == "itd" and not concept.tuple_words:
         raise SelectionError(f"concept {concept.name!r} has no word tuple, which the itd baseline needs")
     codes = (
@@ -133,23 +187,23 @@ def select_neurons(
         if method == "itd"
         else concept_codes(encoder, sae, ConceptPairs(concept.name, concept.concept_prompts, concept.deconcept_prompts))
     )
-    if positions == "content":
-        from snce_lib.concepts.positions import content_only, encoder_words
-
-        codes = ConceptCodes(*(content_only(c, encoder_words(encoder, c)) for c in (codes.concept, codes.deconcept)),
-                             codes.words)  # fmt: skip
-    ranking = rank(codes, method, **options)
-    ranking.options = {**ranking.options, "positions": positions}
-    if len(ranking) == 0:
-        what = "no neuron passes the filter" if method == "modulated_frequency" else f"{method} left no neuron"
-        raise SelectionError(f"{what} for {concept.name!r} ({ranking.options}); {_EMPTY_HINT[method]}")
+    ranking, codes, include_padding = rank_counted(codes, method, positions, encoder, **options)
+    if len(ranking) < top_k:
+        what = (f"only {len(ranking)} neuron(s) pass the filter" if method == "modulated_frequency"
+                else f"{method} left only {len(ranking)} neuron(s)")  # fmt: skip
+        raise TooFewNeurons(
+            f"asked for {top_k} neuron(s) of {concept.name!r} but {what} ({ranking.options}); ask for fewer, or "
+            f"{_EMPTY_HINT[method] or 'use another method'}",
+            top_k,
+            len(ranking),
+        )
     neurons = ranking.top(top_k)
     cc, dc = codes.concept, codes.deconcept
     stats = {
         "concept_firing_share": [float(firing_frequency(cc, include_padding)[i]) for i in neurons],
         "deconcept_firing_share": [float(firing_frequency(dc, include_padding)[i]) for i in neurons],
     }
-    details: dict = {"ranking": ranking, "concept_codes": cc, "deconcept_codes": dc}
+    details: dict = {"ranking": ranking, "concept_codes": cc, "deconcept_codes": dc, "n_passed": len(ranking)}
     if ranking.frequency is not None:
         stats["n_candidates"] = int(len(ranking.frequency.candidates))
         details.update(scores=ranking.frequency, n_candidates=stats["n_candidates"])
@@ -159,7 +213,8 @@ def select_neurons(
         stats["background_firing_share"] = [float(freq[i]) for i in neurons]
         details["background_codes"] = bc
     scores = [float(s) for s in ranking.scores[:top_k]]
+    stats["n_passed"] = len(ranking)
     sel = Selection(
-        concept.name, neurons, method, ranking.options, fingerprint(sae), scores, concept.tuple_words, stats
+        concept.name, neurons, method, ranking.options, fingerprint(sae), scores, concept.tuple_words, stats, top_k
     )
     return sel, details

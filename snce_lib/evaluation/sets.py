@@ -1,9 +1,11 @@
 """Which prompt sets the notebooks evaluate on, and the stand-ins when the public sets are absent.
 
 A missing public set is never hidden: the stand-in's description starts with STAND-IN, the
-notebooks print it in bold, and every result row records it. Stand-ins come from the concept's
-held-out sets (`concepts.heldout`), which no selection or fit ever reads: evaluating on the
-selection pairs themselves would score a neuron on the prompts that chose it.
+notebooks print it in bold, and every result row records it. Where a stand-in is only scored (the
+ROC of notebook 03, the images of notebook 04) it comes from the concept's held-out sets
+(`concepts.heldout`): evaluating on the selection pairs would score a neuron on the prompts that
+chose it. Where a stand-in is fitted (the leakage probe of `probe_sets`, cross-validated on its own
+prompts) it comes from the training corpus instead, which selects nothing: a held-out set is never fitted.
 """
 
 from __future__ import annotations
@@ -96,3 +98,59 @@ def eval_sets(n: int) -> EvalSets:
         "and neutral prompts replace the public sets; none of them selects or fits anything",
         True,
     )
+
+
+@dataclass
+class ProbeSets:
+    """Concept and other prompts for the leakage probe (fitted and scored by cross-validation on them)."""
+
+    concept: list[str]
+    other: list[str]
+    description: str
+    stand_in: bool
+
+
+def corpus_concept_prompts(concept: str = "nudity") -> tuple[list[str], list[str]]:
+    """The training corpus split by what it mentions: prompts that say `concept` the way its pairs
+    and tuple do, and prompts that mention no studied concept at all (each concept's pair mentions
+    and tuple words, `data/concepts`). Deduplicated, in corpus order."""
+    import re
+
+    from snce_lib.concepts.pairs import known_concepts, load_concept, mention
+    from snce_lib.prompts import read_prompts
+    from snce_lib.resources import data_path
+
+    def phrases(name: str) -> set[str]:
+        pairs = load_concept(name)
+        got = {" ".join(mention(c, d)) for c, d in zip(pairs.concept_prompts, pairs.deconcept_prompts)}
+        return {p for p in got | {w.lower() for w in pairs.tuple_words} if p}
+
+    def pattern(ps: set[str]):
+        return re.compile(r"(?<![\w-])(" + "|".join(sorted(map(re.escape, ps), key=len, reverse=True)) + r")(?![\w-])")
+
+    mine = pattern(phrases(concept))
+    anyone = pattern(set().union(*(phrases(n) for n in known_concepts())))
+    corpus = list(dict.fromkeys(read_prompts(data_path("corpus.csv"))))
+    hit = [q for q in corpus if mine.search(q.lower())]
+    clean = [q for q in corpus if not anyone.search(q.lower())]
+    return hit, clean
+
+
+def probe_sets(n: int, concept: str = "nudity") -> ProbeSets:
+    """`n` prompts a side for the leakage probe: I2P nudity >= 50 against COCO-30k when they are here or
+    can be fetched; else, labelled as a stand-in, the corpus's own `concept` prompts against its prompts
+    that mention no studied concept (`corpus_concept_prompts`). Never the held-out sets: the probe is
+    fitted on what it reads."""
+    if concept == "nudity":
+        try:
+            sets = {name: load_set(name, n=n) for name in ("i2p_nudity", "coco")}
+            return ProbeSets(sets["i2p_nudity"].prompts, sets["coco"].prompts,
+                             f"I2P nudity >= 50 ({n}) vs COCO-30k captions ({n})", False)  # fmt: skip
+        except PromptFileError as exc:
+            reason = str(exc)
+    else:
+        reason = f"no public set for {concept!r}"
+    hit, clean = corpus_concept_prompts(concept)
+    c, o = hit[:n], clean[:n]
+    return ProbeSets(c, o, f"STAND-IN ({reason}): the training corpus's {concept} prompts ({len(c)}) vs its prompts "
+                     f"that mention no studied concept ({len(o)}); the held-out sets are never fitted", True)  # fmt: skip

@@ -39,7 +39,7 @@ from snce_lib.models.toy.world import (
 )
 from snce_lib.resources import data_path
 from snce_lib.sae.collect import collect
-from snce_lib.sae.hub import from_pretrained
+from snce_lib.sae.formats import from_pretrained
 from snce_lib.sae.model import TopKSAE
 from snce_lib.sae.train import TrainConfig, train_sae
 

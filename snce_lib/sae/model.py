@@ -3,28 +3,22 @@
     z  = TopK_k(ReLU(W_enc (h - b_pre) + b_enc))          z: [..., n_latents], k non-zeros
     h' = W_dec z + b_pre                                  decoder rows have unit norm
 
-The SAE knows nothing of diffusion or text: it maps vectors to sparse codes and back.
-A checkpoint is a folder: `sae.safetensors` + `cfg.json`. Loading ignores unknown keys
-in cfg.json and checks every tensor's shape; nothing is ever unpickled.
+The SAE knows nothing of diffusion or text: it maps vectors to sparse codes and back. It knows
+nothing of files either: every format it is saved in or read from (snce's own, SAELens', sparsify's,
+the hub) lives in `sae.formats`.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from snce_lib.io import atomic_save_safetensors, atomic_write_json
 
-CHECKPOINT_KIND = "snce-topk-sae"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, corrupt, foreign, or does not fit."""
+class SAEMismatchError(ValueError):
+    """An SAE asked to read features it was not trained on (another width)."""
 
 
 @dataclass
@@ -57,7 +51,7 @@ class TopKSAE(nn.Module):
         if cfg.k <= 0 or cfg.k > cfg.n_latents:
             raise ValueError(f"k must be in 1..n_latents ({cfg.n_latents}), got {cfg.k}")
         self.cfg = cfg
-        self.metrics: dict = {}  # training metrics (metrics.json), filled by training or by `load`
+        self.metrics: dict = {}  # training metrics (metrics.json), filled by training or by `formats.load`
         d, m = cfg.d_in, cfg.n_latents
         self.W_enc = nn.Parameter(torch.empty(m, d))
         self.b_enc = nn.Parameter(torch.zeros(m))
@@ -153,107 +147,11 @@ class TopKSAE(nn.Module):
         par = (self.W_dec.grad * self.W_dec).sum(1, keepdim=True)
         self.W_dec.grad -= par * self.W_dec
 
-    # ---- save / load --------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write `sae.safetensors` + `cfg.json` (and `metrics.json` when trained) into folder `path`."""
-        from snce_lib import __version__
-
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        atomic_save_safetensors(path / "sae.safetensors", dict(self.state_dict()))
-        atomic_write_json(
-            path / "cfg.json", {"kind": CHECKPOINT_KIND, "library_version": __version__, **asdict(self.cfg)}
-        )
-        if self.metrics:
-            atomic_write_json(path / "metrics.json", self.metrics)
-        return path
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> TopKSAE:
-        """The SAE in folder `path`, with its training metrics (`metrics.json`, when training wrote one)."""
-        sae = cls.from_tensors(*read_checkpoint(path), device=device)
-        metrics = Path(path) / "metrics.json"
-        if metrics.exists():
-            from snce_lib.io import read_json
-
-            sae.metrics = read_json(metrics, "SAE training metrics", kind=None)
-        return sae
-
-    @classmethod
-    def from_pretrained(cls, repo_or_folder: str | os.PathLike, subfolder: str | None = None,
-                        revision: str | None = None, device: str | torch.device = "cpu") -> TopKSAE:  # fmt: skip
-        """An SAE from a folder or a hub repository (snce, SAELens or sparsify format); see `sae.hub`."""
-        from snce_lib.sae.hub import from_pretrained
-
-        return from_pretrained(repo_or_folder, subfolder=subfolder, revision=revision, device=device)
-
-    def push_to_hub(self, repo_id: str, private: bool = False, token: str | None = None, format: str = "snce",
-                    sae_id: str | None = None) -> str:  # fmt: skip
-        """Upload the SAE ("snce", "saelens" or "sparsify" layout) with a model card (encoder, block, data,
-        token budget, metrics); see `sae.hub`."""
-        from snce_lib.sae.hub import push_to_hub
-
-        return push_to_hub(self, repo_id, private=private, token=token, format=format, sae_id=sae_id)
-
-    @classmethod
-    def from_tensors(cls, cfg: SAEConfig, tensors: dict, device="cpu") -> TopKSAE:
-        sae = cls(cfg)
-        expected = {k: v.shape for k, v in sae.state_dict().items()}
-        got = {k: tuple(v.shape) for k, v in tensors.items()}
-        if set(got) != set(expected) or any(tuple(expected[k]) != got[k] for k in expected):
-            raise CheckpointError(f"checkpoint tensors {got} do not fit an SAE with cfg {cfg}")
-        sae.load_state_dict({k: v.float() for k, v in tensors.items()})
-        return sae.to(device)
-
-
-def read_checkpoint(path: str | os.PathLike) -> tuple[SAEConfig, dict]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    cfg_file, weights = path / "cfg.json", path / "sae.safetensors"
-    if not cfg_file.exists() or not weights.exists():
-        raise CheckpointError(f"{path} is not an SAE checkpoint: it needs sae.safetensors and cfg.json")
-    from snce_lib.io import read_json
-
-    try:
-        raw = read_json(cfg_file, "SAE config", kind=None)
-    except ValueError as exc:
-        raise CheckpointError(str(exc)) from None
-    if not isinstance(raw, dict) or raw.get("kind") != CHECKPOINT_KIND:
-        raise CheckpointError(
-            f"{path} is not a checkpoint of this library (cfg.json kind {raw.get('kind') if isinstance(raw, dict) else None!r})"
-        )
-    fields = SAEConfig.__dataclass_fields__
-    missing = [f for f in ("d_in", "n_latents") if f not in raw]
-    if missing:
-        raise CheckpointError(f"{cfg_file} lacks {', '.join(missing)}")
-    cfg = SAEConfig(**{k: v for k, v in raw.items() if k in fields})
-
-    def whole(v) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
-
-    bad = [
-        f"{f} = {getattr(cfg, f)!r}"
-        for f in ("d_in", "n_latents", "k", "layer_index")
-        if not whole(getattr(cfg, f)) or (f != "layer_index" and getattr(cfg, f) <= 0)
-    ]
-    if bad or not isinstance(cfg.layer, str):
-        raise CheckpointError(
-            f"{cfg_file} is damaged or hand-edited ({', '.join(bad) or 'layer is not a name'}); "
-            "retrain with `snce train` or restore the file"
-        )
-    try:
-        tensors = load_file(str(weights))
-    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
-        raise CheckpointError(f"{weights} is corrupt: {exc}") from exc
-    return cfg, tensors
-
 
 def check_fits(cfg: SAEConfig, width: int, what: str = "the activation store") -> None:
     """Raise if an SAE cannot read features of `width`."""
     if cfg.d_in != width:
-        raise CheckpointError(
+        raise SAEMismatchError(
             f"the SAE reads {cfg.d_in}-wide features but {what} is {width} wide; "
             "use an SAE trained on this encoder and layer"
         )

@@ -12,7 +12,7 @@ import torch
 
 from snce_lib.io import atomic_save_safetensors, atomic_write_json
 from snce_lib.sae.config import TrainError
-from snce_lib.sae.model import CheckpointError
+from snce_lib.sae.formats import CheckpointError, save
 
 
 def save_training_state(path: Path, sae, opt, since_fired, fingerprint, step, history, seconds) -> None:
@@ -20,7 +20,7 @@ def save_training_state(path: Path, sae, opt, since_fired, fingerprint, step, hi
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    sae.save(tmp)
+    save(sae, tmp)
     tensors = {"since_fired": since_fired}
     for i, p in enumerate(sae.parameters()):
         st = opt.state.get(p, {})
@@ -46,7 +46,7 @@ def load_training_state(path: Path, sae, opt, since_fired, fingerprint, device):
     from safetensors.torch import load_file
 
     from snce_lib.io import read_json
-    from snce_lib.sae.model import read_checkpoint
+    from snce_lib.sae.formats import read_checkpoint
 
     try:
         state = read_json(path / "state.json", "training state")

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from snce_lib.io import atomic_write_json
 from snce_lib.models.encoders import pick_device
 from snce_lib.rng import torch_generator
+from snce_lib.sae import formats
 from snce_lib.sae.batches import as_rows, batch_indices, buffered_batch_indices, check_finite, held_out_split
 from snce_lib.sae.config import TrainConfig, TrainError
 from snce_lib.sae.model import SAEConfig, TopKSAE
@@ -237,7 +238,7 @@ def train_sae(
             metrics["data"] = data_info
         sae.metrics = metrics
         if out_dir is not None:
-            sae.save(out_dir)  # with metrics.json, the mark of a finished run
+            formats.save(sae, out_dir)  # with metrics.json, the mark of a finished run
             atomic_write_json(Path(out_dir) / "history.json", history)
     return TrainResult(sae, history, metrics)
 

@@ -64,7 +64,7 @@ def ensure_sae(p: Profile, encoder=None, progress: bool = True, on_log=None, bui
     beside it (notebook 01's exercises: `overrides={"expansion": 2}, folder="sae_expansion2"`)
     on the same store, and never touch the SAE that notebooks 02-04 read. A variant folder is
     built when missing, and one trained with other settings is refused."""
-    from snce_lib.sae.hub import from_pretrained
+    from snce_lib.sae.formats import from_pretrained
     from snce_lib.sae.train import train_sae
 
     overrides = dict(overrides or {})
