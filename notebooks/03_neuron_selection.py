@@ -209,7 +209,9 @@ wb.record(P, "selection_nudity", {"neurons": sel.neurons, "candidates": len(sc.c
 # Every selection option runs on the same SAE: the paper's strict filter, a 1% tolerance, per-pair
 # scoring (the filter must hold in every pair), selection over content positions only, a coverage
 # requirement, the plain lens of notebook 02's discovery (each latent's largest activation over
-# content positions, concept minus deconcept: SAEBench's k = 1 sparse probe), and the mean difference.
+# content positions, concept minus deconcept: SAEBench's k = 1 sparse probe), the mean difference,
+# and one family: the *cover*, the smallest set of latents that pass a 1% tolerance and together fire
+# in every concept prompt they can, scored as one detector (their summed activation).
 #
 # Choosing among nine options on a few dozen prompts and then quoting the winner's own score
 # flatters it, so the pairs are split three ways (seeded), **by mention**: all pairs whose mentions
@@ -257,6 +259,9 @@ chosen = rows[opts["chosen"]]
 paper = rows[PAPER]
 print(f"chosen on validation: {opts['chosen']}, {chosen['label']}; on the test pairs AUROC {chosen['test']}"
       f"{'; ' + chosen['chance'] if chosen['chance'] else ''}")  # fmt: skip
+if len(opts["tied"]) > 1:
+    print(f"  ({len(opts['tied'])} options tie on validation at {chosen['validation'].auroc:.3f}; the first in order "
+          f"is chosen: {', '.join(opts['tied'])})")  # fmt: skip
 if paper["neuron"] is not None:
     print(f"the paper's filter ({PAPER}): {paper['label']}; on the test pairs AUROC {paper['test']}")
 else:
@@ -264,8 +269,8 @@ else:
 print(f"erased in notebook 04: {with_label(winner, labels)}, SNCE's selection on all {len(pairs.concept_prompts)} "
       f"pairs (tolerance {sel.options['max_deconcept_share']:g}), because the workbook reimplements SNCE; "
       + ("it is the same latent as the chosen detector."
-         if chosen["neuron"] == winner else
-         f"the chosen detector {with_label(chosen['neuron'], labels)} is compared with it here and not erased."))  # fmt: skip
+         if chosen["neurons"] == [winner] else
+         f"the chosen detector {chosen['label']} is compared with it here and not erased."))  # fmt: skip
 
 # %% [markdown]
 # ## Questions

@@ -241,7 +241,7 @@ for r in leak_table.to_dict(orient="records"):
 
 # %%
 from snce_lib.evaluation.figures import plot_comparison
-from snce_lib.evaluation.methods_table import latents_used, load_table, method_label
+from snce_lib.evaluation.methods_table import latents_used, load_table, method_label, nudity_frame
 
 methods_rows, methods_source = load_table("table")
 print(f"methods table: {methods_source}; {len(methods_rows)} rows")
@@ -275,10 +275,7 @@ nudity_rows, nudity_source = load_table("nudity")
 print(
     f"nudity table: {nudity_source}; probe sets: {nudity_rows[0]['probe_sets']}; held-out: {nudity_rows[0]['n_heldout']}"
 )
-nt = pd.DataFrame(nudity_rows)
-nt.index = [method_label(r) for r in nudity_rows]
-nt[["probe_auroc_fixed", "probe_auroc_retrained", "heldout_probe_auroc_vs_lookalike", "heldout_probe_auroc_vs_neutral",
-    "heldout_latents_auroc_vs_lookalike"]].round(2)  # fmt: skip
+nudity_frame(nudity_rows)  # AUROC [95% bootstrap interval]
 
 # %% [markdown]
 # What holds where: the lines below are read off the table this notebook loaded (unedited model
@@ -287,7 +284,7 @@ nt[["probe_auroc_fixed", "probe_auroc_retrained", "heldout_probe_auroc_vs_lookal
 # the rows move with the SAE's seed is in `benchmarks/methods_stability.py` (docs/findings.md, *Stability*).
 
 # %%
-from snce_lib.evaluation.methods_table import headline
+from snce_lib.evaluation.methods_table import headline, with_interval
 
 for line in headline(methods_rows):
     print(line)
@@ -295,7 +292,7 @@ measured = [r for r in nudity_rows if r.get("probe_auroc_fixed") is not None and
 print(f"nudity, offline encoder: probe AUROC after any method {min(r['probe_auroc_fixed'] for r in measured):.3f}-"
       f"{max(r['probe_auroc_fixed'] for r in measured):.3f} (fixed probe; {nudity_rows[0]['probe_auroc_before']:.3f} "
       "before); held-out latents as detectors against look-alikes: "
-      + ", ".join(f"{method_label(r)} {r['heldout_latents_auroc_vs_lookalike']:.2f}"
+      + ", ".join(f"{method_label(r)} {with_interval(r, 'heldout_latents_auroc_vs_lookalike', 'heldout_latents_ci95_vs_lookalike')}"
                   for r in measured if r.get("heldout_latents_auroc_vs_lookalike") is not None and r.get("lam") in (None, 1.0)))  # fmt: skip
 
 # %% [markdown]

@@ -146,7 +146,7 @@ def cli_sae(tiny_sd, tmp_path_factory):
     return tmp
 
 
-@pytest.mark.parametrize("method", ["modulated_frequency", "mean_difference", "max_contrast", "itd"])
+@pytest.mark.parametrize("method", ["modulated_frequency", "mean_difference", "max_contrast", "itd", "cover"])
 def test_every_select_method_runs_through_the_cli(cli_sae, tiny_sd, capsys, method):
     """Each --method the CLI offers writes a selection (itd once failed on an include_padding it does not take)."""
     out_file = cli_sae / f"{method}.json"

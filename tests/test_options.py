@@ -56,6 +56,9 @@ def test_warnings_say_near_chance_and_below_chance():
     hi, lo = rng.normal(2, 1, 30), rng.normal(0, 1, 30)
     assert chance_note(auroc_ci(hi, lo)) == "" and chance_note(auroc_ci(lo, hi)).startswith("below chance")
     assert chance_note(auroc_ci(lo, rng.normal(0, 1, 30))).startswith("near chance")
+    # a latent that fires on a few negatives and nothing else: a narrow interval just under 0.5 is chance
+    rare = auroc_ci(np.zeros(145), np.r_[np.zeros(490), np.ones(10)])
+    assert rare.hi < 0.5 and chance_note(rare).startswith("near chance")
 
 
 def test_the_bootstrap_interval_holds_the_auroc_and_narrows_with_n():
@@ -79,14 +82,16 @@ def test_options_choose_on_validation_and_report_on_test_pairs(minilm_random_sae
     out = compare_options(enc, sae, pairs, held)
     split = split_pairs(pairs)
 
-    def score(prompts, n):  # by hand, dense: the latent's largest activation after BOS
+    def score(prompts, ns):  # by hand, dense: the latents' summed activation, its largest after BOS
         z = sae.encode_dense(enc.run_to_block(enc.tokenize(prompts), 4).float())[:, 1:]
-        return z[..., n].max(dim=1).values.numpy()
+        return z[..., ns].sum(-1).max(dim=1).values.numpy()
 
     latents = [r for r in out["rows"] if r["neuron"] is not None]
     assert latents, "a random SAE still leaves some option a latent"
+    assert any(len(r["neurons"]) > 1 for r in latents), "the cover is scored as a family"
     for r in latents:
-        n = r["neuron"]
+        n = r["neurons"]
+        assert len(n) == 1 or r["options"].get("family")
         for key, part in (("validation", split.validate), ("test", split.test)):
             c, d = score(part.concept_prompts, n), score(part.deconcept_prompts, n)
             assert r[key].auroc == pytest.approx(roc_auc_score([1] * len(c) + [0] * len(d), np.r_[c, d]), abs=1e-6)

@@ -266,3 +266,20 @@ def test_geometric_median_minimises_the_summed_distance_and_resists_outliers():
     gm = geometric_median(x)
     assert cost(gm) <= best * (1 + 1e-4) and cost(gm) < 0.9 * cost(x.mean(0))
     assert gm.norm() < 3  # near the 200 inliers, not pulled halfway to the outliers as the mean is
+
+
+def test_held_out_rows_are_whole_prompts_when_groups_are_given():
+    """The SAE's held-out FVU once split rows, so one prompt's positions sat on both sides; with the
+    store's prompt ids each prompt is on one side only, and the held-out share stays near eval_rows."""
+    import numpy as np
+
+    from snce_lib.sae.batches import held_out_split
+
+    groups = np.repeat(np.arange(300), 20)  # 300 prompts of 20 rows
+    train, held = held_out_split(len(groups), 0, 400, groups)
+    assert not set(groups[train]) & set(groups[held])
+    assert len(train) + len(held) == len(groups) and 300 <= len(held) <= 400 and len(held) % 20 == 0
+    rows_train, rows_held = held_out_split(len(groups), 0, 400)
+    assert set(groups[rows_train]) & set(groups[rows_held])  # without groups, prompts straddle the split
+    with pytest.raises(TrainError, match="one group per row"):
+        held_out_split(10, 0, 5, np.zeros(3))

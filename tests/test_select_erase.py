@@ -314,3 +314,18 @@ def test_include_padding_decides_whether_padding_positions_count():
     assert codes.fired_per_prompt(True)[:, 1].all() and not codes.fired_per_prompt(False)[:, 1].any()
     assert codes.max_activation([1], include_padding=True)[0].tolist() == [2.0, 2.0]
     assert codes.max_activation([1], include_padding=False)[0].tolist() == [0.0, 0.0]
+
+
+def test_the_cover_is_the_smallest_greedy_set_that_fires_in_every_concept_prompt():
+    """Three phrasings: latent 1 fires in prompts 0-1, latent 2 in prompt 2, latent 3 in prompts 1-2,
+    latent 4 everywhere but also on a deconcept twin. The cover under the strict filter is {1, 2} or
+    {1, 3}: two latents, every prompt covered, 4 never (it fails the filter)."""
+    from snce_lib.concepts.ranking import rank
+
+    concept = fake_codes([[{1: 1.0, 4: 1.0}], [{1: 1.0, 3: 0.5, 4: 1.0}], [{2: 2.0, 3: 0.5, 4: 1.0}]])
+    deconcept = fake_codes([[{7: 1.0}], [{4: 1.0}], [{7: 1.0}]])
+    r = rank(ConceptCodes(concept, deconcept), "cover", max_deconcept_share=0.0)
+    assert r.top(1) == [1] and len(r) == 2 and r.options["coverage"] == 1.0 and 4 not in r.neurons
+    assert list(r.scores) == [2.0, 1.0]  # prompts each latent added
+    # a tolerance that admits latent 4 covers everything with it alone
+    assert list(rank(ConceptCodes(concept, deconcept), "cover", max_deconcept_share=0.5).neurons) == [4]

@@ -27,8 +27,6 @@ from snce_lib.concepts.positions import (
 )
 from snce_lib.concepts.ranking import ConceptCodes, Ranking, modulated_frequency, rank_variants
 from snce_lib.concepts.selection import rank_counted
-from snce_lib.io import read_json
-from snce_lib.resources import data_path
 
 SHOW = ("content", "all")
 
@@ -111,12 +109,10 @@ def discover_codes(ex: PromptCodes, cx: PromptCodes, ex_words: Words, cx_words: 
 
 
 def discovery_concepts() -> list[dict]:
-    """The project's own list of concepts the corpus contains (`data/discovery_concepts.json`):
-    name, the words a label may name it by, four examples and four counterexamples each."""
-    raw = read_json(data_path("discovery_concepts.json"), "discovery concepts")
-    if raw.get("kind") != "snce-discovery-concepts":
-        raise ValueError("data/discovery_concepts.json is not the discovery concept list")
-    return list(raw["concepts"])
+    """The project's own list of concepts the corpus contains (`concepts.generalisation.discovery_concepts`)."""
+    from snce_lib.concepts.generalisation import discovery_concepts as load
+
+    return load()
 
 
 def evaluate_discovery(encoder, sae, labels: list[FeatureLabel], concepts: list[dict] | None = None,

@@ -136,7 +136,7 @@ def _add_select(sub) -> None:
     p.add_argument(
         "--method",
         default="modulated_frequency",
-        choices=("modulated_frequency", "mean_difference", "max_contrast", "itd"),
+        choices=("modulated_frequency", "mean_difference", "max_contrast", "itd", "cover"),
     )
     p.add_argument(
         "--max-deconcept-share",
@@ -181,11 +181,10 @@ def cmd_select(a) -> int:
 
     check_output_file(a.out)
     frequency = a.method == "modulated_frequency"
-    if not frequency and (a.fallback or a.max_deconcept_share or a.pooling != "pooled" or a.min_coverage):
-        raise SelectionError(
-            f"--fallback, --max-deconcept-share, --pooling and --min-coverage are modulated_frequency's options, "
-            f"not {a.method}'s"
-        )
+    if not frequency and (a.fallback or a.pooling != "pooled" or a.min_coverage):
+        raise SelectionError(f"--fallback, --pooling and --min-coverage are modulated_frequency's options, not {a.method}'s")
+    if a.method not in ("modulated_frequency", "cover") and a.max_deconcept_share:
+        raise SelectionError(f"--max-deconcept-share is an option of modulated_frequency and cover, not {a.method}'s")
     if a.top_features is not None and a.method != "itd":
         raise SelectionError("--top-features is the itd method's option")
     positions = "real" if a.no_padding and a.positions == "all" else a.positions
@@ -200,7 +199,7 @@ def cmd_select(a) -> int:
     if a.fallback:
         sel, _ = select_with_fallback(enc, sae, concept, a.top_k, background=bg, **options)
     else:
-        if frequency:
+        if a.method in ("modulated_frequency", "cover"):
             options["max_deconcept_share"] = a.max_deconcept_share
         sel, _ = select_neurons(enc, sae, concept, a.top_k, a.method, bg, **options)
     sel.save(a.out)

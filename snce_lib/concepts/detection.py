@@ -73,15 +73,17 @@ def near_chance(value: float | None) -> bool:
 
 def chance_note(value: float | AurocCI | None) -> str:
     """ "" or a warning. With an interval (`AurocCI`): "below chance" when the whole interval is under
-    0.5 (the detector prefers the other set: a word detector scores look-alikes above paraphrases),
-    "near chance" when it contains 0.5. A bare number: below 0.4 is below chance, within
-    NEAR_CHANCE of 0.5 is near chance."""
+    0.5 and the AUROC itself at most 0.45 (the detector prefers the other set: a word detector scores
+    look-alikes above paraphrases); "near chance" when the interval contains 0.5 or the AUROC is within
+    0.05 of it (a latent that fires on almost nothing has a narrow interval at 0.49). A bare number:
+    below 0.4 is below chance, within NEAR_CHANCE of 0.5 is near chance."""
     if value is None:
         return ""
     if isinstance(value, AurocCI):
-        if value.hi < 0.5:
+        if value.hi < 0.5 and value.auroc <= 0.45:
             return "below chance: prefers the other set (95% interval under 0.5)"
-        return "near chance (95% interval contains 0.5)" if value.lo <= 0.5 else ""
+        near = value.lo <= 0.5 <= value.hi or abs(value.auroc - 0.5) < 0.05
+        return "near chance (95% interval contains 0.5, or within 0.05 of it)" if near else ""
     if not np.isfinite(value):
         return ""
     if value < 0.5 - NEAR_CHANCE:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from snce_lib.concepts.codes import prompt_codes
-from snce_lib.concepts.detection import auroc
+from snce_lib.concepts.detection import auroc_ci
 from snce_lib.concepts.leakage import _probe, pooled_output
 from snce_lib.resources import data_path
 
@@ -56,11 +56,13 @@ def load_heldout(name: str = "nudity") -> HeldoutSets:
 
 def _aurocs(label: str, scores: dict[str, np.ndarray]) -> dict:
     c = scores["concept"]
+    vs = {"lookalike": scores["lookalike"], "neutral": scores["neutral"],
+          "both": np.concatenate([scores["lookalike"], scores["neutral"]])}  # fmt: skip
+    cis = {k: auroc_ci(c, v) for k, v in vs.items()}
     return {
         "detector": label,
-        "auroc_vs_lookalike": auroc(c, scores["lookalike"]),
-        "auroc_vs_neutral": auroc(c, scores["neutral"]),
-        "auroc_vs_both": auroc(c, np.concatenate([scores["lookalike"], scores["neutral"]])),
+        **{f"auroc_vs_{k}": a.auroc for k, a in cis.items()},
+        **{f"ci95_vs_{k}": [a.lo, a.hi] for k, a in cis.items()},
         "mean_concept": float(np.mean(c)),
         "mean_lookalike": float(np.mean(scores["lookalike"])),
         "mean_neutral": float(np.mean(scores["neutral"])),

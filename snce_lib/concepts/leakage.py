@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from snce_lib.concepts.codes import PromptCodes
-from snce_lib.concepts.detection import auroc
+from snce_lib.concepts.detection import auroc_ci
 from snce_lib.concepts.erase import Eraser
 from snce_lib.models.encoders import TextEncoder
 
@@ -60,6 +60,10 @@ class Leakage:
     """Share of concept prompts the same probe still calls positive after erasure."""
     n_concept: int
     n_other: int
+    ci95_before: list | None = None
+    """Bootstrap 95% intervals of the three AUROCs ([lo, hi]; `detection.auroc_ci`)."""
+    ci95_fixed: list | None = None
+    ci95_retrained: list | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -149,14 +153,18 @@ def probe_leakage(
         s_fixed[test] = p.decision_function(x_a[test])
         s_re[test] = _probe().fit(x_a[train], y[train]).decision_function(x_a[test])
     pos = y == 1
+    cis = [auroc_ci(sc[pos], sc[~pos], seed=seed) for sc in (s_before, s_fixed, s_re)]
     return Leakage(
-        auroc_before=auroc(s_before[pos], s_before[~pos]),
-        auroc_fixed_probe=auroc(s_fixed[pos], s_fixed[~pos]),
-        auroc_retrained=auroc(s_re[pos], s_re[~pos]),
+        auroc_before=cis[0].auroc,
+        auroc_fixed_probe=cis[1].auroc,
+        auroc_retrained=cis[2].auroc,
         called_before=float((s_before[pos] > 0).mean()),
         called_after=float((s_fixed[pos] > 0).mean()),
         n_concept=int(pos.sum()),
         n_other=int((~pos).sum()),
+        ci95_before=[cis[0].lo, cis[0].hi],
+        ci95_fixed=[cis[1].lo, cis[1].hi],
+        ci95_retrained=[cis[2].lo, cis[2].hi],
     )
 
 

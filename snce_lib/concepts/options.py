@@ -50,6 +50,7 @@ OPTIONS: dict[str, dict] = {
     "SNCE tol 1%, coverage 50%": {"method": "modulated_frequency", "max_deconcept_share": 0.01, "min_coverage": 0.5},
     "max contrast, content positions (k = 1 probe)": {"method": "max_contrast", "positions": "content"},
     "mean difference": {"method": "mean_difference"},
+    "cover, tol 1% (every latent of it)": {"method": "cover", "max_deconcept_share": 0.01, "family": True},
 }
 PROBE = "dense probe (pooled output)"
 #: The parts of the pairs, in order: where options select, where one option is chosen, where all are reported.
@@ -122,8 +123,8 @@ def compare_options(encoder, sae, pairs: ConceptPairs, held: HeldoutSets, option
     """Every option's top-1 latent on the selection part; its AUROCs (with 95% intervals) on the
     validation part, the test part and the held-out sets; the dense probe's. `name_of(latent)` names a
     latent in the rows (the atlas's `labels.with_label`); default its number. Returns {"rows",
-    "chosen" (the option with the best validation AUROC; its test AUROC is its report), "sizes", "seed",
-    "groups"}; a row whose option leaves no latent says so in "note"."""
+    "chosen" (the option with the best validation AUROC, ties to the first in order; its test AUROC is its
+    report), "tied" (the options that share that validation AUROC), "sizes", "seed", "groups"}; a row whose option leaves no latent says so in "note"."""
     name_of = name_of or (lambda f: f"#{int(f)}")
     split = split_pairs(pairs, seed=seed)
     scored = {"validation": split.validate, "test": split.test}
@@ -140,17 +141,19 @@ def compare_options(encoder, sae, pairs: ConceptPairs, held: HeldoutSets, option
 
     rows = []
     for name, opt in (options or OPTIONS).items():
-        row = {"option": name, "options": dict(opt), "neuron": None, "label": "", "note": ""}
-        kw = {k: v for k, v in opt.items() if k not in ("method", "positions")}
+        row = {"option": name, "options": dict(opt), "neuron": None, "neurons": [], "label": "", "note": ""}
+        kw = {k: v for k, v in opt.items() if k not in ("method", "positions", "family")}
         ranking, _, _ = rank_counted(every, opt["method"], opt.get("positions", "all"), words=words, **kw)
         if len(ranking) == 0:
             rows.append({**row, "note": f"no latent passes {name}'s filter"})
             continue
-        n = ranking.top(1)[0]
-        h = {k: held_codes[k].max_activation([n])[0] for k in KINDS}
-        got = {k: (c.max_activation([n])[0], d.max_activation([n])[0]) for k, (c, d) in codes.items()}
+        # a family option is one detector of all its latents (their summed activation), else the top one
+        ns = ranking.top(len(ranking)) if opt.get("family") else ranking.top(1)
+        h = {k: held_codes[k].max_activation(ns)[0] for k in KINDS}
+        got = {k: (c.max_activation(ns)[0], d.max_activation(ns)[0]) for k, (c, d) in codes.items()}
         got.update(vs_lookalike=(h["concept"], h["lookalike"]), vs_neutral=(h["concept"], h["neutral"]))
-        rows.append({**row, "neuron": int(n), "label": name_of(n), **aurocs(got)})
+        label = name_of(ns[0]) if len(ns) == 1 else f"{len(ns)} latents: " + "; ".join(name_of(f) for f in ns[:3])
+        rows.append({**row, "neuron": int(ns[0]), "neurons": [int(f) for f in ns], "label": label, **aurocs(got)})
     probe = fit_output_probe(encoder, split.select.concept_prompts, split.select.deconcept_prompts)
 
     def probe_score(prompts):
@@ -165,10 +168,13 @@ def compare_options(encoder, sae, pairs: ConceptPairs, held: HeldoutSets, option
         r["chance"] = "; ".join(f"{what}: {chance_note(r[key])}" for key, what in SCORES.items()
                                 if r.get(key) is not None and chance_note(r[key]))  # fmt: skip
     latents = [r for r in rows if r["neuron"] is not None]
+    # ties go to the first option in `options`' order (the paper's filter first)
     best = max(latents, key=lambda r: r["validation"].auroc) if latents else None
+    tied = [r["option"] for r in latents if best and r["validation"].auroc == best["validation"].auroc]
     return {
         "rows": rows,
         "chosen": best["option"] if best else None,
+        "tied": tied,
         "sizes": {
             "selection_pairs": len(split.select.concept_prompts),
             "validation_pairs": len(split.validate.concept_prompts),

@@ -222,12 +222,43 @@ def rank_max_contrast(codes: ConceptCodes, include_padding: bool = True) -> Rank
     return Ranking("max_contrast", order, diff[order], {"method": "max_contrast", "include_padding": include_padding})
 
 
+def rank_cover(codes: ConceptCodes, include_padding: bool = True, max_deconcept_share: float = 0.01,
+               min_gain: int = 1) -> Ranking:  # fmt: skip
+    """A family by coverage: the smallest set of latents (greedy set cover) whose union fires in every
+    concept prompt it can, using only latents that pass the deconcept filter (firing on at most
+    `max_deconcept_share` of deconcept positions; 0: never). Each step adds the latent that fires in
+    the most concept prompts not yet covered (ties: the larger s^c); it stops when no latent adds
+    `min_gain` prompts. The ranking is the cover in the order it was built, scored by the prompts each
+    added; `options["coverage"]` is the share of concept prompts the whole cover fires in. A concept
+    said in many words needs a latent per word: the cover names them, where top-1 names one."""
+    fc = modulated_frequency(codes.concept, codes.deconcept, include_padding, max_deconcept_share)
+    ok = np.zeros(codes.concept.n_latents, dtype=bool)
+    ok[fc.candidates] = True
+    fired = codes.concept.fired_per_prompt(include_padding).numpy()[:, ok]
+    names = np.flatnonzero(ok)
+    covered = np.zeros(len(fired), dtype=bool)
+    order, gains = [], []
+    while True:
+        gain = fired[~covered].sum(0) if (~covered).any() else np.zeros(len(names))
+        if not len(names) or gain.max() < min_gain:
+            break
+        best = np.flatnonzero(gain == gain.max())
+        pick = best[np.argmax(fc.s_c[names[best]])]
+        order.append(int(names[pick]))
+        gains.append(float(gain[pick]))
+        covered |= fired[:, pick]
+    opts = {"method": "cover", "include_padding": include_padding, "max_deconcept_share": max_deconcept_share,
+            "min_gain": min_gain, "coverage": float(covered.mean()) if len(covered) else 0.0}  # fmt: skip
+    return Ranking("cover", np.array(order, dtype=int), np.array(gains), opts)
+
+
 #: Every ranking method, by the name `select_neurons` and the CLI take.
 METHODS: dict[str, Callable[..., Ranking]] = {
     "modulated_frequency": rank_modulated_frequency,
     "mean_difference": rank_mean_difference,
     "max_contrast": rank_max_contrast,
     "itd": rank_itd,
+    "cover": rank_cover,
 }
 
 #: The comparison notebook 03 draws: the paper's strict filter, a 1% tolerance, and the baselines.

@@ -19,6 +19,7 @@ _EMPTY_HINT = {
     "itd": "raise top_features",
     "mean_difference": "",
     "max_contrast": "",
+    "cover": "raise max_deconcept_share, or ask for fewer (top_k at most the cover's size)",
 }
 
 

@@ -62,6 +62,17 @@ def select_at(enc, sae, pairs, top_k: int, share: float) -> list[int] | None:
     return list(sel.neurons) if len(sel.neurons) == top_k else None
 
 
+def select_cover(enc, sae, pairs, share: float) -> list[int]:
+    """SNCE's filter at tolerance `share`, then the cover (`ranking.rank_cover`): the smallest greedy set
+    of passing latents that together fire in every concept prompt they can. [] when none passes."""
+    try:
+        _, details = select_neurons(enc, sae, pairs, top_k=1, method="cover", max_deconcept_share=share)
+    except SelectionError:
+        return []
+    ranking = details["ranking"]
+    return ranking.top(len(ranking))
+
+
 def _snce_entries(sae, name: str, lams, top_k: int, share: float, neurons, mode: str = "B", tup: str = ""):
     """One entry per lambda, or one entry that says the filter left too few latents."""
     if neurons is None:
@@ -105,6 +116,12 @@ def concept_methods(enc, sae, pairs, lams: dict[str, Sequence[float]] | None = N
     fam = latent_family(prompt_codes(enc, sae, pairs.concept_prompts), prompt_codes(enc, sae, pairs.deconcept_prompts))
     if fam:
         out += [Entry("latent family, mode B", lam, len(fam), Eraser(sae, fam, lam, "B")) for lam in lams["family"]]
+    cover = select_cover(enc, sae, pairs, 0.01)
+    if cover:
+        out += [Entry("snce cover tol 1%, mode B", lam, len(cover), Eraser(sae, cover, lam, "B"), cover, 0.01)
+                for lam in lams["family"]]  # fmt: skip
+    else:
+        out.append(Entry("snce cover tol 1%, mode B", None, None, None, None, 0.01, "no latent passes the 1% filter"))
     out += [Entry("concept steerers", lam, None, ConceptSteerer(sae, tup, lam)) for lam in lams["steer"]]
     try:
         itd = [int(i) for i in select_neurons(enc, sae, pairs, top_k=1, method="itd")[1]["ranking"].top(16)]

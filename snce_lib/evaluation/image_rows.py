@@ -60,6 +60,7 @@ def method_rows(pipe, detector, entries: Sequence[Entry], target: str, world: st
             "other_shape_acc": float(np.mean([c == s.shape for c, s in zip(detector.shapes(imgs["other"]), other_specs)])),
             "frechet": 0.0 if e.obj is None else frechet_distance(base_feats, detector.features(imgs["other"])),
             "probe_auroc_fixed": leak.auroc_fixed_probe, "probe_auroc_retrained": leak.auroc_retrained,
+            "probe_ci95_fixed": leak.ci95_fixed, "probe_ci95_retrained": leak.ci95_retrained,
             "n_prompts": n, "edit_time_share": 0.0 if e.obj is None else max(0.0, (secs - base_s) / secs),
             **e.record(),
         })  # fmt: skip

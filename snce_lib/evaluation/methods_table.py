@@ -32,7 +32,8 @@ def method_label(row: dict) -> str:
 
 #: The rows the summary reads, as (method, lambda) pairs: the paper's setting first.
 HEADLINE = (("snce top-1 strict, mode B", 1.0), ("snce top-1 strict, mode B", 4.0), ("snce top-20 tol 1%, mode B", 2.0),
-            ("latent family, mode B", 2.0), ("concept steerers", 2.0), ("leace", None), ("word removal (oracle)", None))  # fmt: skip
+            ("snce cover tol 1%, mode B", 2.0), ("latent family, mode B", 2.0), ("concept steerers", 2.0), ("leace", None),
+            ("word removal (oracle)", None))  # fmt: skip
 
 
 def headline(rows: Sequence[dict]) -> list[str]:
@@ -70,3 +71,72 @@ def latents_used(rows: Sequence[dict]) -> list[dict]:
                              "deconcept_tolerance": r.get("deconcept_tolerance"),
                              "latents": r.get("note") if n is None else ", ".join(map(str, n[:12])) + (" ..." if len(n) > 12 else "")})  # fmt: skip
     return list(out.values())
+
+
+#: The nudity table's AUROC columns, each with the key of its 95% interval and what it compares.
+NUDITY_COLUMNS = {
+    "probe_auroc_fixed": ("probe_ci95_fixed", "probe after the edit (fixed)"),
+    "probe_auroc_retrained": ("probe_ci95_retrained", "probe after the edit (retrained)"),
+    "heldout_probe_auroc_vs_lookalike": ("heldout_probe_ci95_vs_lookalike", "held-out probe vs look-alikes"),
+    "heldout_probe_auroc_vs_neutral": ("heldout_probe_ci95_vs_neutral", "held-out probe vs neutral"),
+    "heldout_latents_auroc_vs_lookalike": ("heldout_latents_ci95_vs_lookalike", "edited latents vs look-alikes"),
+}
+
+
+def with_interval(row: dict, key: str, ci_key: str | None) -> str | None:
+    """ "0.52 [0.37, 0.66]": an AUROC of a table row with its 95% interval (the number alone where the row
+    records none; None where it was not measured)."""
+    v = row.get(key)
+    if v is None:
+        return None
+    ci = row.get(ci_key) if ci_key else None
+    return f"{v:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{v:.2f}"
+
+
+def nudity_frame(rows: Sequence[dict]):
+    """The offline nudity table as a reader compares it: one row a method, each AUROC with its interval."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [{what: with_interval(r, key, ci) for key, (ci, what) in NUDITY_COLUMNS.items()} for r in rows],
+        index=[method_label(r) for r in rows],
+    )
+
+
+def rate_ci(rate: float, n: int) -> tuple[float, float]:
+    """Wilson 95% interval of a share measured on `n` images."""
+    import math
+
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    z = 1.96
+    centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+#: The rows of the family-against-single-neuron comparison: SNCE's single neuron, the cover (the
+#: smallest set of latents that fires in every concept prompt), the latent family.
+FAMILY_ROWS = ("snce top-1 strict, mode B", "snce top-1 tol 1%, mode B", "snce cover tol 1%, mode B",
+               "latent family, mode B")  # fmt: skip
+
+
+def family_vs_single(rows: Sequence[dict]):
+    """Images: per world, target and SNCE/family row, the target rate, the attack rate (held-out synonyms
+    and paraphrases) and preservation (the other prompts' accuracy of the attribute the edit could
+    break), each with its Wilson 95% interval over the row's n prompts, and the latents edited."""
+    import pandas as pd
+
+    out = []
+    for r in rows:
+        if r["method"] not in ("none", *FAMILY_ROWS) or r.get("target_rate") is None:
+            continue
+        n = r["n_prompts"]
+        keep = r["other_colour_acc"] if r["target"] == "red" else r["other_shape_acc"]
+        cell = {}
+        for what, v in (("target rate", r["target_rate"]), ("attack rate", r["attack_rate"]), ("preservation", keep)):
+            lo, hi = rate_ci(v, n)
+            cell[what] = f"{v:.2f} [{lo:.2f}, {hi:.2f}]"
+        out.append({"world": r["world"], "target": r["target"], "row": method_label(r), "n": n,
+                    "latents": len(r["neurons"]) if r.get("neurons") else 0, **cell})  # fmt: skip
+    return pd.DataFrame(out).set_index(["world", "target", "row"]) if out else pd.DataFrame()

@@ -42,7 +42,11 @@ def concept_rows(enc, sae, pairs, entries: Sequence[Entry], positives: Sequence[
         rows.append({
             "world": world, "target": pairs.name, "method": e.method, "lam": e.lam, "top_k": e.top_k,
             "probe_auroc_before": leak.auroc_before, "probe_auroc_fixed": leak.auroc_fixed_probe,
-            "probe_auroc_retrained": leak.auroc_retrained,
+            "probe_auroc_retrained": leak.auroc_retrained, "probe_ci95_before": leak.ci95_before,
+            "probe_ci95_fixed": leak.ci95_fixed, "probe_ci95_retrained": leak.ci95_retrained,
+            "heldout_probe_ci95_vs_lookalike": hp["ci95_vs_lookalike"], "heldout_probe_ci95_vs_neutral": hp["ci95_vs_neutral"],
+            "heldout_latents_ci95_vs_lookalike": hn.get("ci95_vs_lookalike"),
+            "heldout_latents_ci95_vs_neutral": hn.get("ci95_vs_neutral"),
             "heldout_probe_auroc_vs_lookalike": hp["auroc_vs_lookalike"],
             "heldout_probe_auroc_vs_neutral": hp["auroc_vs_neutral"],
             "heldout_latents_auroc_vs_lookalike": hn.get("auroc_vs_lookalike"),

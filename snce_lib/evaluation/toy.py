@@ -10,7 +10,6 @@ Every configuration uses the same prompts and seeds, so differences come from th
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from snce_lib.models.toy.world import (
     tuple_words,
 )
 from snce_lib.resources import data_path
+from snce_lib.rng import python_rng
 from snce_lib.sae.collect import collect
 from snce_lib.sae.formats import from_pretrained
 from snce_lib.sae.model import TopKSAE
@@ -118,7 +118,7 @@ def prompt_suite(target: str, n: int = 48, seed: int = 7, exclude: Collection[st
     is there is drawn again."""
     kind = target_kind(target)
     banned = fitting_prompts(target) if exclude is None else set(exclude)
-    rng = random.Random(seed)
+    rng = python_rng(seed, "toy-prompts")
 
     def fresh(draw):
         for _ in range(1000):
@@ -283,7 +283,7 @@ def accuracy_before_erasure(
     pipe: ToyPipeline, detector: ToyDetector, n: int = 96, seed: int = 11, steps: int = 25, guidance: float = 3.0
 ) -> dict:
     """The model's colour and shape accuracy on fresh captions with the training words."""
-    rng = random.Random(seed)
+    rng = python_rng(seed, "toy-prompts")
     specs = [random_spec(rng) for _ in range(n)]
     prompts = [caption(s, rng) for s in specs]
     imgs = pipe.generate(prompts, [seed * 1000 + i for i in range(n)], steps, guidance)

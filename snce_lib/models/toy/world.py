@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from snce_lib.rng import python_rng
+
 SIZE = 16
 
 PALETTE = {  # object colours, far from each other and from the backgrounds
@@ -159,6 +161,9 @@ def caption(
 
 
 def dataset(n: int, seed: int = 0) -> tuple[list[Spec], list[str]]:
+    """`n` random scenes and their captions: the toy models' training data. Drawn from `random.Random(seed)`
+    as when the shipped models were trained (scripts/train_toy.py), so their recipe stays reproducible;
+    every later draw (pairs, evaluation prompts, SAE init) has a stream of its own (`snce_lib.rng`)."""
     rng = random.Random(seed)
     specs = [random_spec(rng) for _ in range(n)]
     return specs, [caption(s, rng) for s in specs]
@@ -166,7 +171,7 @@ def dataset(n: int, seed: int = 0) -> tuple[list[Spec], list[str]]:
 
 def concept_pairs(target: str, n: int = 100, seed: int = 1) -> list[tuple[str, str]]:
     """Concept/deconcept caption pairs: the mention of `target` (a colour or a shape) removed."""
-    rng = random.Random(seed)
+    rng = python_rng(seed, "toy-pairs")
     pairs = []
     colour_target = target in PALETTE
     for _ in range(n):
