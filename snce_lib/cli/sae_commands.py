@@ -182,7 +182,9 @@ def cmd_select(a) -> int:
     check_output_file(a.out)
     frequency = a.method == "modulated_frequency"
     if not frequency and (a.fallback or a.pooling != "pooled" or a.min_coverage):
-        raise SelectionError(f"--fallback, --pooling and --min-coverage are modulated_frequency's options, not {a.method}'s")
+        raise SelectionError(
+            f"--fallback, --pooling and --min-coverage are modulated_frequency's options, not {a.method}'s"
+        )
     if a.method not in ("modulated_frequency", "cover") and a.max_deconcept_share:
         raise SelectionError(f"--max-deconcept-share is an option of modulated_frequency and cover, not {a.method}'s")
     if a.top_features is not None and a.method != "itd":
