@@ -89,6 +89,49 @@ def test_erasure_panel_says_when_the_neuron_is_silent(setup):
     assert start is not None and "silent" not in erasure_panel(gen, acts, prompt=start).controls["info"].value
 
 
+def test_the_erasure_panel_erases_any_typed_feature(setup):
+    """Typed ids replace the selection's top-k: a silent selection changes nothing, the loudest latent
+    typed in changes the image; a bad id says what to type and renders nothing."""
+    from snce_lib.workbook.widgets import parse_features
+
+    pipe, enc, sae = setup
+    codes = sae.encode_dense(enc.run_to_block(enc.tokenize(PROMPTS), 2)[:, 1:]).amax((0, 1))
+    silent = [int(i) for i in torch.nonzero(codes == 0).flatten()]
+    if not silent:
+        pytest.skip("every latent fires on these prompts")
+    gen, acts = erasure_backend(pipe, enc, sae, silent, PROMPTS[0], seed=1, steps=2, guidance=7.5, resolution=32)
+    box = erasure_panel(gen, acts, prompt=PROMPTS[0], lam=1.5, n_latents=sae.cfg.n_latents)
+    c = box.controls
+    assert "0.00 / 255" in c["info"].value
+    c["features"].value = f"#{int(codes.argmax())}"
+    assert "0.00 / 255" not in c["info"].value and "silent" not in c["info"].value
+    c["features"].value = f"3, {sae.cfg.n_latents}"
+    assert "outside this SAE" in c["info"].value
+    assert parse_features(" ", 10) is None and parse_features("1; 2 3", 10) == [1, 2, 3]
+    with pytest.raises(ValueError, match="whole numbers"):
+        parse_features("red", 10)
+
+
+def test_a_feature_strip_ablates_where_it_fires_and_boosts_everywhere(setup):
+    """The strip's ablated image equals the original where the feature is silent (mode B at lambda 1)
+    and differs where it fires; the boost changes every prompt."""
+    from snce_lib.evaluation.draws import feature_strip, strip_figure
+
+    pipe, enc, sae = setup
+    z = sae.encode_dense(enc.run_to_block(enc.tokenize(PROMPTS), 2)[:, 1:]).amax(1)  # [prompts, latents]
+    f = int(torch.argmax((z > 0).sum(0) * (z > 0).sum(0).lt(len(PROMPTS))))  # fires on some prompts, not all
+    fired = (z[:, f] > 0).tolist()
+    strip = feature_strip(pipe, enc, sae, f, PROMPTS, steps=2, guidance=7.5, resolution=32)
+    assert strip.fired == fired and strip.alpha > 0
+    for i, ch in enumerate(strip.changed("ablated")):
+        assert (ch > 0) == fired[i], (i, ch)
+    assert all(ch > 0 for ch in strip.changed("boosted"))
+    fig = strip_figure(strip, "some label")
+    assert f"#{f} (some label)" in fig._suptitle.get_text() and len(fig.axes) == 3 * len(PROMPTS)
+    with pytest.raises(ValueError, match="not one of this SAE"):
+        feature_strip(pipe, enc, sae, sae.cfg.n_latents, PROMPTS[:1])
+
+
 def test_explore_and_discover_on_a_tiny_dictionary(setup, tmp_path):
     from snce_lib.atlas.explore import discover, explore
     from snce_lib.atlas.html import notebook_frame, write_atlas

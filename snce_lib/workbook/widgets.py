@@ -16,6 +16,7 @@ import numpy as np
 from snce_lib.atlas.cards import feature_card, search_features, token_html
 from snce_lib.atlas.map import Atlas
 from snce_lib.evaluation.display import image_grid
+from snce_lib.evaluation.draws import one_image
 
 
 def histogram_png(values: np.ndarray, title: str) -> bytes:
@@ -116,18 +117,35 @@ def prompt_lens(encoder, sae, labels=None, atlas: Atlas | None = None, prompt: s
     return box
 
 
-def erasure_view(generate: Callable, activations: Callable, prompt: str, lam: float, mode: str, top_k: int) -> dict:
+def parse_features(text: str, n_latents: int) -> list[int] | None:
+    """Feature ids typed as "463, 173" (None when empty: the selection's top-k is used). A bad id is one
+    clear error that says what to type."""
+    parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p]
+    if not parts:
+        return None
+    if not all(p.lstrip("#").isdigit() for p in parts):
+        raise ValueError(f"type feature ids as whole numbers separated by commas (e.g. 463, 173), not {text!r}")
+    ids = [int(p.lstrip("#")) for p in parts]
+    bad = [i for i in ids if not 0 <= i < n_latents]
+    if bad:
+        raise ValueError(f"features {bad} are outside this SAE's {n_latents} latents (0..{n_latents - 1})")
+    return ids
+
+
+def erasure_view(generate: Callable, activations: Callable, prompt: str, lam: float, mode: str, top_k: int,
+                 features: list[int] | None = None) -> dict:  # fmt: skip
     """Before/after images and per-token activations for one setting.
 
-    `generate(prompt, lam, mode, top_k)` returns (before, after) uint8 images;
-    `activations(prompt, top_k)` returns (tokens, values).
+    `generate(prompt, lam, mode, top_k, features)` returns (before, after) uint8 images;
+    `activations(prompt, top_k, features)` returns (tokens, values). `features` (any latent ids, from
+    the atlas or typed) replaces the selection's top-k when given.
     """
-    before, after = generate(prompt, lam, mode, top_k)
-    toks, vals = activations(prompt, top_k)
+    before, after = generate(prompt, lam, mode, top_k, features)
+    toks, vals = activations(prompt, top_k, features)
     silent = not np.any(np.asarray(vals) > 0)
-    fig = image_grid(
-        [before, after], ["original", f"erased (lambda {lam}, mode {mode}, top-{top_k})"], ncols=2, title=prompt[:80]
-    )
+    what = f"features {', '.join(map(str, features))}" if features else f"top-{top_k}"
+    fig = image_grid([before, after], ["original", f"erased (lambda {lam}, mode {mode}, {what})"], ncols=2,
+                     title=prompt[:80])  # fmt: skip
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     import matplotlib.pyplot as plt
@@ -146,65 +164,55 @@ def erasure_view(generate: Callable, activations: Callable, prompt: str, lam: fl
 def first_firing(activations: Callable, prompts, top_k: int = 1) -> str | None:
     """The first of `prompts` on which the chosen neurons fire (where the panel has something to show)."""
     for p in prompts:
-        if np.any(np.asarray(activations(p, top_k)[1]) > 0):
+        if np.any(np.asarray(activations(p, top_k, None)[1]) > 0):
             return p
     return None
 
 
-def erasure_panel(generate: Callable, activations: Callable, prompt: str = "", lam: float = 1.0):
+def erasure_panel(generate: Callable, activations: Callable, prompt: str = "", lam: float = 1.0,
+                  n_latents: int | None = None):  # fmt: skip
     import ipywidgets as W
 
     text = W.Text(value=prompt, description="prompt", layout=W.Layout(width="60%"), continuous_update=False)
     lam_w = W.FloatSlider(value=lam, min=0.0, max=2.0, step=0.1, description="lambda")
     mode = W.ToggleButtons(options=["B", "A"], value="B", description="mode")
     topk = W.IntSlider(value=1, min=1, max=20, description="top-k")
+    feats = W.Text(value="", description="features", placeholder="any ids, e.g. 463, 173 (empty: the top-k)",
+                   continuous_update=False)  # fmt: skip
     img = W.Image(format="png")
     toks = W.HTML()
     info = W.HTML()
 
     def update(*_):
-        v = erasure_view(generate, activations, text.value, lam_w.value, mode.value, topk.value)
+        try:
+            chosen = parse_features(feats.value, n_latents or 2**31)
+        except ValueError as exc:
+            info.value = f"<b>{exc}</b>"
+            return
+        v = erasure_view(generate, activations, text.value, lam_w.value, mode.value, topk.value, chosen)
         img.value, toks.value = v["png"], v["html"]
         info.value = f"mean pixel change: {v['changed']:.2f} / 255"
         if v["silent"]:
             info.value += (" &nbsp; <b>The chosen neurons are silent on every token of this prompt</b>: mode B "
                            "leaves it exactly as it is. Try a prompt that names the concept.")  # fmt: skip
 
-    for w in (text, lam_w, mode, topk):
+    for w in (text, lam_w, mode, topk, feats):
         w.observe(update, names="value")
     if prompt:
         update()
-    box = W.VBox([text, W.HBox([lam_w, mode, topk]), img, W.HTML("<b>neuron activation per token</b>"), toks, info])
+    box = W.VBox([text, W.HBox([lam_w, mode, topk]), feats, img, W.HTML("<b>neuron activation per token</b>"), toks,
+                  info])  # fmt: skip
     box.controls = {
         "prompt": text,
         "lam": lam_w,
         "mode": mode,
         "top_k": topk,
+        "features": feats,
         "image": img,
         "tokens": toks,
         "info": info,
     }
     return box
-
-
-def one_image(pipe, prompt: str, seed: int, steps: int, guidance: float, resolution: int, method=None) -> np.ndarray:
-    """uint8 [H, W, 3]: one image of `prompt` under `seed` from any pipeline, conditioned through `method`."""
-    import torch
-
-    from snce_lib.io import to_uint8
-    from snce_lib.models.pipelines import prompt_embeds
-
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    img = pipe(
-        num_inference_steps=steps,
-        guidance_scale=guidance,
-        generator=[g],
-        height=resolution,
-        width=resolution,
-        output_type="np",
-        **prompt_embeds(pipe, [prompt], method),
-    ).images[0]
-    return to_uint8(img)
 
 
 def erasure_backend(
@@ -218,24 +226,28 @@ def erasure_backend(
     guidance: float = 3.0,
     resolution: int = 16,
 ):
-    """The two callbacks of the erasure panel, as plain functions:
-    generate(prompt, lam, mode, top_k) -> (before, after) and activations(prompt, top_k) -> (tokens, values)."""
+    """The two callbacks of the erasure panel, as plain functions: generate(prompt, lam, mode, top_k,
+    features=None) -> (before, after) and activations(prompt, top_k, features=None) -> (tokens, values);
+    `features` (any latent ids) replaces the ranking's top-k."""
     from snce_lib.concepts.codes import prompt_codes
     from snce_lib.concepts.erase import Eraser
 
     cache: dict = {}
 
-    def generate(prompt: str, lam: float, mode: str, top_k: int):
+    def neurons(top_k: int, features: list[int] | None) -> list[int]:
+        return list(features) if features else list(ranking[:top_k])
+
+    def generate(prompt: str, lam: float, mode: str, top_k: int, features: list[int] | None = None):
         if prompt not in cache:
             cache[prompt] = one_image(pipe, prompt, seed, steps, guidance, resolution)
-        er = Eraser(sae, list(ranking[:top_k]), lam, mode, tuple_prompt)
+        er = Eraser(sae, neurons(top_k, features), lam, mode, tuple_prompt)
         after = one_image(pipe, prompt, seed, steps, guidance, resolution, er)
         return cache[prompt], after
 
-    def activations(prompt: str, top_k: int):
+    def activations(prompt: str, top_k: int, features: list[int] | None = None):
         codes = prompt_codes(encoder, sae, [prompt])
         real = codes.real[0]
         toks = encoder.token_strings(codes.token_ids[0][real].tolist())
-        return toks, codes.activation(list(ranking[:top_k]))[0][real].numpy()
+        return toks, codes.activation(neurons(top_k, features))[0][real].numpy()
 
     return generate, activations
