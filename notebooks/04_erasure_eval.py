@@ -58,6 +58,7 @@ elif (have := next((d.version for d in importlib.metadata.distributions() if d.m
 # %%
 # Notebook 04 reads notebook 03's neuron. wb.setup(use_drive=True) finds it on Google Drive after a disconnect.
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -104,7 +105,8 @@ print("red neurons (best first):", ", ".join(with_label(f, toy_labels) for f in 
 #   change" asks for.
 #
 # ## The panel
-# Type a prompt and press Enter, move $\lambda$, switch the mode, and add neurons with top-k.
+# Type a prompt and press Enter, move $\lambda$, switch the mode, and add neurons with top-k, or
+# type any feature ids (from notebook 02's atlas, say) in *features* to erase those instead.
 # Left: the original; right: the edited model, same seed. Below: the chosen neurons' activation on
 # each token; the panel says when they are silent on the whole prompt (then mode B changes nothing).
 # It opens on the first red concept prompt where the neuron fires. Images that NudeNet flags are blurred.
@@ -112,8 +114,28 @@ print("red neurons (best first):", ", ".join(with_label(f, toy_labels) for f in 
 # %%
 gen, acts = erasure_backend(toy, toy.encoder, toy_sae, red_sel.neurons, red_sel.tuple_prompt, seed=3)
 start = first_firing(acts, toy_concept("red").concept_prompts) or "a large red circle on a white background"
-panel = erasure_panel(gen, acts, prompt=start, lam=1.0)
+panel = erasure_panel(gen, acts, prompt=start, lam=1.0, n_latents=toy_sae.cfg.n_latents)
 display(panel)
+
+# %% [markdown]
+# ## What the neuron draws
+# Erasure removes a feature; the other way to see what it means is to add it. The strip below draws
+# prompts that do not ask for red, with the same seed in each row: as they are, with the neuron
+# ablated where it fires (mode B, $\lambda = 1$: silent there, so unchanged), and with the neuron
+# boosted ($\alpha$ times its decoder direction added at every position after BOS). If the neuron
+# stands for red, the boosted column turns red. `feature_strip` takes any feature id, and any
+# pipeline: on Colab the same call draws with Stable Diffusion.
+
+# %%
+from snce_lib.evaluation.draws import feature_strip, strip_figure
+
+neutral = [p for p, _ in prompt_suite("red", n=4, seed=9).other][:4]
+strip = feature_strip(toy, toy.encoder, toy_sae, red_sel.neurons[0], neutral, seeds=[3, 4, 5, 6], steps=15)
+strip_figure(strip, toy_labels[red_sel.neurons[0]].label)
+plt.show()
+red_now = [c == "red" for c in detector.colours(strip.images["boosted"])]
+print(f"boosted by {strip.alpha:.2f}: {sum(red_now)} of {len(neutral)} images drawn red (detector); ablated: mean "
+      f"pixel change {np.mean(strip.changed('ablated')):.2f} / 255 (the neuron fires in {sum(strip.fired)} of them)")  # fmt: skip
 
 # %% [markdown]
 # ## Before and after, on prompts that ask for red and on prompts that do not
@@ -294,6 +316,23 @@ print(f"nudity, offline encoder: probe AUROC after any method {min(r['probe_auro
       "before); held-out latents as detectors against look-alikes: "
       + ", ".join(f"{method_label(r)} {with_interval(r, 'heldout_latents_auroc_vs_lookalike', 'heldout_latents_ci95_vs_lookalike')}"
                   for r in measured if r.get("heldout_latents_auroc_vs_lookalike") is not None and r.get("lam") in (None, 1.0)))  # fmt: skip
+
+# %% [markdown]
+# ## A family against one neuron
+# SNCE erases one latent. A concept said in many words ("red", "crimson", "scarlet") can live in
+# several, so the methods table also erases a family: the *cover*, the smallest set of latents that
+# pass a 1% deconcept tolerance and together fire in every concept prompt they can
+# (`ranking.rank_cover`), beside the latent family of the section above. Each rate with its Wilson 95%
+# interval over the row's prompts: the target rate, the attack rate (synonyms and paraphrases never
+# seen in training) and preservation (the other prompts' accuracy of the attribute the edit could
+# break). For nudity on the offline encoder, with no images, the same rows are read by probe
+# leakage and by the held-out check.
+
+# %%
+from snce_lib.evaluation.methods_table import FAMILY_ROWS, family_vs_single
+
+display(family_vs_single(methods_rows))
+display(nudity_frame([r for r in nudity_rows if r["method"] in ("none", *FAMILY_ROWS)]))
 
 # %% [markdown]
 # How to read them: a method works where the target rate falls while the other prompts' accuracy
