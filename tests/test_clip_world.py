@@ -66,8 +66,10 @@ def test_each_world_draws_the_requested_colour_and_shape(world):
     from snce_lib.models.toy.detector import ToyDetector
     from snce_lib.models.toy.model import load_world
 
-    acc = accuracy_before_erasure(load_world(world), ToyDetector.load(), n=48, seed=11, steps=20)
-    assert acc["colour"] >= 0.9 and acc["shape"] >= 0.9, {k: acc[k] for k in ("colour", "shape", "n")}
+    # 96 fresh captions: the worlds draw 94-99% right (192 captions, docs/findings.md), so 0.85 is over
+    # three standard errors below them, and far above a world that ignores its text (1/6 colour, 1/4 shape)
+    acc = accuracy_before_erasure(load_world(world), ToyDetector.load(), n=96, seed=11, steps=20)
+    assert acc["colour"] >= 0.85 and acc["shape"] >= 0.85, {k: acc[k] for k in ("colour", "shape", "n")}
 
 
 @have_clip
