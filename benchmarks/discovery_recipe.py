@@ -3,6 +3,7 @@ word, max or mean pooling, probe or uniform weights) generalises from four examp
 the project's own concept pairs, never on the generalisation set:
 
     python benchmarks/discovery_recipe.py [--sae runs/offline/sae] [--out runs/bench/discovery_recipe.json]
+                                          [--n-words 10 20 40 --per-word 1 2 4 --pooling max mean ...]
 
 For each studied concept (nudity, violence, gun, knife) and each of its mention groups with at least
 four pairs (`concepts.pairs.mention_groups`: pairs whose mentions share a concept word), four pairs of
@@ -46,7 +47,11 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench/discovery_recipe.json")
     ap.add_argument("--per-group", type=int, default=4, help="example pairs drawn from a mention group")
     ap.add_argument("--max-test", type=int, default=60, help="fresh prompts a side, at most")
+    for knob, values in GRID.items():
+        ap.add_argument(f"--{knob.replace('_', '-')}", nargs="+", type=type(values[0]), default=list(values),
+                        help=f"values of {knob} to try (default {' '.join(map(str, values))})")  # fmt: skip
     a = ap.parse_args()
+    grid = {k: getattr(a, k) for k in GRID}
     t0 = time.perf_counter()
     enc, sae = load_offline(fp16=False), from_pretrained(a.sae).requires_grad_(False)
     layer = sae.cfg.layer or None
@@ -68,7 +73,7 @@ def main() -> None:
             draws.append({"concept": c, "group": int(g), "examples": [p.concept_prompts[i] for i in pick],
                           "counterexamples": [p.deconcept_prompts[i] for i in pick], "pos": pos, "neg": neg})  # fmt: skip
     print(f"{len(draws)} draws over {len(CONCEPTS)} concepts", flush=True)
-    recipes = [dict(zip(GRID, v)) for v in itertools.product(*GRID.values())]
+    recipes = [dict(zip(grid, v)) for v in itertools.product(*grid.values())]
     scores = {json.dumps(r, sort_keys=True): [] for r in recipes}
     base = {"top-1 lens": [], "dense probe": []}
     for d in draws:

@@ -113,3 +113,21 @@ def test_the_generalisation_set_is_what_it_says():
         assert abs(mean[0] - mean[1]) <= 0.75, (name, mean)
         assert not corpus & set(fp.positives + fp.negatives)
     assert json.loads(data_path("discovery_concepts.json").read_text())["kind"] == "snce-discovery-concepts"
+
+
+def test_coverage_says_in_how_many_examples_a_latent_fires_and_on_which_words(minilm_random_sae, vocab):
+    from snce_lib.concepts.family import concept_scores, coverage
+    from snce_lib.concepts.positions import encoder_words
+
+    enc, sae = minilm_random_sae
+    c = next(x for x in discovery_concepts() if x["name"] == "weather")
+    ex = prompt_codes(enc, sae, c["examples"])
+    words = encoder_words(enc, ex)
+    z = sae.encode_dense(enc.run_to_block(enc.tokenize(c["examples"]), 4).float())[:, 1:]
+    f = int(torch.argmax((z > 0).any(1).sum(0)))  # the latent that fires in the most examples
+    cov = coverage(ex, words, [f])[0]
+    assert cov["prompts"] == int((z[..., f] > 0).any(1).sum()) and cov["of"] == 4 and cov["words"]
+    fam = find_family(enc, sae, c["examples"], c["counterexamples"], vocab)
+    rows = concept_scores(enc, sae, ["rain on the roof", "  ", "a red chair"], f, fam)
+    assert [r["prompt"] for r in rows] == ["rain on the roof", "a red chair"]
+    assert rows[0]["family"] == pytest.approx(fam.scores(prompt_codes(enc, sae, ["rain on the roof"]))[0])

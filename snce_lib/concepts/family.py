@@ -135,3 +135,38 @@ def find_family(encoder, sae, examples: Sequence[str], counterexamples: Sequence
                if ex_codes.max_activation([f])[0].mean() > cx_codes.max_activation([f])[0].mean()]  # fmt: skip
     wts = [float(v[f]) if weighting == "probe" else 1.0 for f in members]
     return Family(members, wts, [vocab.words[i] for i in top], pooling)
+
+
+def coverage(codes: PromptCodes, words, latents: Sequence[int]) -> list[dict]:
+    """Per latent: in how many of the prompts it fires (anywhere after BOS), and on which whole words
+    (`positions.Words` of the same codes), most frequent first. What a user reads before trusting a
+    latent for a concept: "fires in 4 of 4 examples, on rain, storm, snow, fog" is a concept;
+    "fires in 1 of 4, on rainy" is a word."""
+    mask = codes.mask(True)
+    out = []
+    for f in latents:
+        a = codes.activation([f]).masked_fill(~mask, 0.0)
+        on = a > 0
+        seen: dict[str, int] = {}
+        for p, j in torch.nonzero(on).tolist():
+            w = words.word_of(p, j)
+            seen[w] = seen.get(w, 0) + 1
+        out.append({"latent": int(f), "prompts": int(on.any(1).sum()), "of": len(codes.prompts),
+                    "words": [w for w, _ in sorted(seen.items(), key=lambda kv: -kv[1])]})  # fmt: skip
+    return out
+
+
+def concept_scores(encoder, sae, prompts: Sequence[str], top: int, family: Family,
+                   probe: ConceptProbe | None = None) -> list[dict]:  # fmt: skip
+    """"Test it": for each typed prompt, the top-1 latent's largest activation after BOS, the family's
+    score, and (given) the dense probe's. Plain data for a table or a widget."""
+    prompts = [p for p in prompts if p.strip()]
+    if not prompts:
+        return []
+    codes = prompt_codes(encoder, sae, prompts)
+    rows = [{"prompt": p, "top-1 latent": float(t), "family": float(f)}
+            for p, t, f in zip(prompts, codes.max_activation([top])[0], family.scores(codes))]  # fmt: skip
+    if probe is not None:
+        for r, s in zip(rows, probe.score(pooled_block(encoder, prompts, sae.cfg.layer or None))):
+            r["dense probe"] = float(s)
+    return rows
