@@ -131,3 +131,18 @@ def test_coverage_says_in_how_many_examples_a_latent_fires_and_on_which_words(mi
     rows = concept_scores(enc, sae, ["rain on the roof", "  ", "a red chair"], f, fam)
     assert [r["prompt"] for r in rows] == ["rain on the roof", "a red chair"]
     assert rows[0]["family"] == pytest.approx(fam.scores(prompt_codes(enc, sae, ["rain on the roof"]))[0])
+
+
+def test_the_concept_tester_scores_typed_prompts(minilm_random_sae, vocab):
+    from snce_lib.workbook.widgets import concept_tester
+
+    enc, sae = minilm_random_sae
+    c = next(x for x in discovery_concepts() if x["name"] == "cat")
+    probe = fit_concept_probe(enc, c["examples"], c["counterexamples"], 4)
+    fam = find_family(enc, sae, c["examples"], c["counterexamples"], vocab, probe=probe)
+    box = concept_tester(enc, sae, 5, fam, probe, prompts="a kitten asleep\na red car")
+    t = box.controls["table"].value
+    assert t.count("<tr>") == 3 and "a kitten asleep" in t and "dense probe" in t
+    box.controls["prompts"].value = ""
+    box.controls["update"]()
+    assert "type a prompt" in box.controls["table"].value

@@ -158,7 +158,7 @@ def coverage(codes: PromptCodes, words, latents: Sequence[int]) -> list[dict]:
 
 def concept_scores(encoder, sae, prompts: Sequence[str], top: int, family: Family,
                    probe: ConceptProbe | None = None) -> list[dict]:  # fmt: skip
-    """"Test it": for each typed prompt, the top-1 latent's largest activation after BOS, the family's
+    """ "Test it": for each typed prompt, the top-1 latent's largest activation after BOS, the family's
     score, and (given) the dense probe's. Plain data for a table or a widget."""
     prompts = [p for p in prompts if p.strip()]
     if not prompts:

@@ -251,3 +251,38 @@ def erasure_backend(
         return toks, codes.activation(neurons(top_k, features))[0][real].numpy()
 
     return generate, activations
+
+
+def concept_tester(encoder, sae, top: int, family, probe=None, prompts: str = "", labels=None):
+    """ "Test it": type prompts, one a line (fresh ones that say the concept in other words, and some that
+    do not), and see the top-1 latent's, the family's and the dense probe's scores side by side
+    (`concepts.family.concept_scores`)."""
+    import html
+
+    import ipywidgets as W
+
+    from snce_lib.concepts.family import concept_scores
+
+    box_in = W.Textarea(value=prompts, placeholder="one prompt a line", layout=W.Layout(width="70%", height="8em"))
+    go = W.Button(description="score")
+    table = W.HTML()
+    name = labels[top].label if labels else ""
+
+    def update(*_):
+        rows = concept_scores(encoder, sae, box_in.value.splitlines(), top, family, probe)
+        if not rows:
+            table.value = "<i>type a prompt, one a line</i>"
+            return
+        cols = [k for k in rows[0] if k != "prompt"]
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in ["prompt", *cols])
+        body = "".join("<tr><td>" + html.escape(r["prompt"]) + "</td>" + "".join(f"<td>{r[c]:.2f}</td>" for c in cols)
+                       + "</tr>" for r in rows)  # fmt: skip
+        table.value = (f"<p>top-1 latent #{top} {html.escape(name)}; family of {len(family.latents)} latents</p>"
+                       f"<table><tr>{head}</tr>{body}</table>")  # fmt: skip
+
+    go.on_click(update)
+    if prompts:
+        update()
+    box = W.VBox([box_in, go, table])
+    box.controls = {"prompts": box_in, "score": go, "table": table, "update": update}
+    return box
