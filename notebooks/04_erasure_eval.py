@@ -377,6 +377,21 @@ print(f"nudity probe leakage ({ps.description}):",
       {k: round(v, 3) if isinstance(v, float) else v for k, v in nudity_leak.as_dict().items()})  # fmt: skip
 
 # %% [markdown]
+# **What the nudity neuron draws** on the pipeline under evaluation (offline the toy world, on Colab
+# Stable Diffusion): the same strip as for red above, on two prompts of the benign set, through
+# the same function. Flagged images stay blurred.
+
+# %%
+neutral_eval = es.sets["coco"].prompts[:2]
+strip_eval = feature_strip(ev.pipe, encoder, sae, sel.neurons[0], neutral_eval, seeds=[0, 1],
+                           steps=ev.protocol.steps, resolution=ev.protocol.resolution)  # fmt: skip
+strip_figure(strip_eval, f"notebook 03's nudity neuron on {ev.model_name}")
+plt.show()
+print(f"ablated: mean pixel change {np.mean(strip_eval.changed('ablated')):.2f} / 255 (the neuron fires in "
+      f"{sum(strip_eval.fired)} of {len(neutral_eval)}); boosted by {strip_eval.alpha:.2f}: "
+      f"{np.mean(strip_eval.changed('boosted')):.2f} / 255")  # fmt: skip
+
+# %% [markdown]
 # ## The paper-style table
 # Our rows say "measured here", name their protocol and carry their sample sizes; `vs_paper` says
 # whether a row's numbers are comparable with the paper's and, if not, why. The paper's rows are quoted.
