@@ -37,9 +37,10 @@ def test_pair_in_sync(py):
 
 
 #: Decimals and percentages a markdown cell of notebooks 02-04 may state: the method's own constants
-#: (the deconcept tolerances 1%, 5% and 25%, chance at 0.5, the near-chance margin 0.1). Anything else
+#: (the deconcept tolerances 1%, 5% and 25%, chance at 0.5, the near-chance margin 0.1, the 95% of an
+#: interval's level). Anything else
 #: that looks like a measured result (an AUROC, a share, a rate) is printed by code instead.
-CONSTANTS = {"1%", "5%", "25%", "0.5", "0.1"}
+CONSTANTS = {"1%", "5%", "25%", "0.5", "0.1", "95%"}
 
 
 @pytest.mark.parametrize("py", [p for p in PYS if p.stem[:2] in ("02", "03", "04")], ids=lambda p: p.stem)

@@ -36,15 +36,6 @@ def toy():
 
 
 @have_model
-def test_committed_model_draws_the_requested_colour(toy):
-    from snce_lib.evaluation.toy import accuracy_before_erasure
-
-    pipe, det = toy
-    acc = accuracy_before_erasure(pipe, det, n=48, seed=11, steps=20)
-    assert acc["colour"] >= 0.9, acc
-
-
-@have_model
 def test_toy_experiment_at_lambda_1(toy, tmp_path_factory):
     """Mode B at lambda 1 with the paper's top-1 neuron.
 
