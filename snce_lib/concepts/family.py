@@ -31,8 +31,11 @@ import torch
 from snce_lib.concepts.codes import PromptCodes, prompt_codes
 from snce_lib.concepts.vocabulary import VocabularyCodes
 
-#: The recipe `find_family` uses by default (see the module docstring; chosen on the concept pairs).
-FAMILY_RECIPE = {"n_words": 20, "per_word": 2, "pooling": "max", "weighting": "probe"}
+#: The recipe `find_family` uses by default, chosen on the concept pairs by benchmarks/discovery_recipe.py
+#: (32 draws: four examples from one mention group, scored on the other groups): of 36 recipes, then
+#: 40 / 80 / 160 words at the best of the rest, 80 words with one latent each, max pooling and probe
+#: weights had the best mean AUROC on that run (docs/findings.md gives its numbers).
+FAMILY_RECIPE = {"n_words": 80, "per_word": 1, "pooling": "max", "weighting": "probe"}
 
 
 @torch.no_grad()
