@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
+from snce_lib.concepts.readability import Units, chance_entropy, content_units, entropy_bits, read_units, trimmed
 from snce_lib.sae.dead import dead_share_by_window, expected_dead_share
-from snce_lib.sae.fidelity import Splice, fidelity, mean_ablation, output_cosines, sae_splice, zero_ablation
+from snce_lib.sae.fidelity import Splice, fidelity, mean_ablation, output_cosines, sae_splice, wilson, zero_ablation
 from snce_lib.sae.model import SAEConfig, TopKSAE
-from snce_lib.sae.readability import Units, content_units, entropy_bits, read_units, trimmed
 from tests.helpers import PROMPTS
 
 
@@ -106,3 +106,17 @@ def test_content_units_keep_content_words_of_each_prompt(minilm_random_sae):
     # the codes are the SAE's codes of the coordinates
     assert torch.allclose(units.latents, sae.encode_dense(units.coordinates), atol=1e-4)
     assert set(np.unique(units.prompt)) == set(range(len(PROMPTS)))
+
+
+def test_wilson_interval_holds_the_share_and_stays_in_bounds():
+    lo, hi = wilson(8, 16)
+    assert lo < 0.5 < hi and hi - lo == pytest.approx(0.44, abs=0.03)
+    assert wilson(0, 16)[0] == pytest.approx(0.0, abs=1e-12) and 0 < wilson(0, 16)[1] < 0.25
+    assert wilson(16, 16)[1] == pytest.approx(1.0)
+
+
+def test_chance_entropy_is_what_random_positions_read():
+    rng = np.random.default_rng(1)
+    mixed = _units(rng.integers(0, 50, 2000), np.zeros((2000, 1)), np.zeros((2000, 1)))
+    one = _units(np.zeros(2000, dtype=int), np.zeros((2000, 1)), np.zeros((2000, 1)))
+    assert chance_entropy(one) == 0.0 and chance_entropy(mixed) > 3.5

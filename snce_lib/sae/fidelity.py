@@ -107,10 +107,22 @@ def fidelity(encoder: TextEncoder, prompts: Sequence[str], splices: Sequence[Spl
     return rows
 
 
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson's 95% interval for a share of `successes` in `n` (it stays inside [0, 1] at small n)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    mid, half = (
+        (p + z * z / (2 * n)) / (1 + z * z / n),
+        z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n),
+    )
+    return float(mid - half), float(mid + half)
+
+
 def image_agreement(pipe, detector, prompts: Sequence[str], splices: Sequence[Splice], steps: int = 20,
                     guidance: float = 3.0, seed: int = 11) -> list[dict]:  # fmt: skip
     """In a toy world: generate each prompt clean and with each splice (same seeds), and the share of
-    images whose detected colour and shape both stay as they were clean."""
+    images whose detected colour and shape both stay as they were clean, with its 95% interval."""
     seeds = [seed * 1000 + i for i in range(len(prompts))]
     clean = pipe.generate(list(prompts), seeds, steps, guidance)
     ref = list(zip(detector.colours(clean), detector.shapes(clean)))
@@ -118,6 +130,8 @@ def image_agreement(pipe, detector, prompts: Sequence[str], splices: Sequence[Sp
     for sp in splices:
         imgs = pipe.generate(list(prompts), seeds, steps, guidance, method=sp)
         got = list(zip(detector.colours(imgs), detector.shapes(imgs)))
-        rows.append({"replaced by": sp.name, "images": len(prompts),
-                     "same colour and shape": float(np.mean([a == b for a, b in zip(got, ref)]))})  # fmt: skip
+        same = sum(a == b for a, b in zip(got, ref))
+        lo, hi = wilson(same, len(prompts))
+        rows.append({"replaced by": sp.name, "images": len(prompts), "same colour and shape": same / len(prompts),
+                     "95% interval": f"{lo:.2f}-{hi:.2f}"})  # fmt: skip
     return rows

@@ -28,6 +28,7 @@ import torch
 from snce_lib.concepts.codes import PromptCodes
 from snce_lib.concepts.positions import CONTENT, Words, encoder_words
 from snce_lib.models.encoders import TextEncoder, Tokens
+from snce_lib.rng import numpy_rng
 from snce_lib.sae.batches import held_out_split
 from snce_lib.sae.model import TopKSAE
 
@@ -108,7 +109,7 @@ def entropy_bits(word_ids: np.ndarray) -> float:
     """Entropy (bits) of the distribution of words among some positions."""
     _, counts = np.unique(word_ids, return_counts=True)
     p = counts / counts.sum()
-    return float(-(p * np.log2(p)).sum())
+    return float(-(p * np.log2(p)).sum()) + 0.0  # + 0.0: one word reads 0, not -0
 
 
 def _top(activity: np.ndarray, top: int) -> np.ndarray:
@@ -123,6 +124,13 @@ def _read(activity: np.ndarray, words: np.ndarray, label_half: np.ndarray, top: 
     return {"label": label, "entropy": entropy_bits(strongest),
             "label_share": float(a2[in_label].sum() / a2.sum()) if a2.sum() > 0 else float("nan"),
             "chance": float(in_label.mean())}  # fmt: skip
+
+
+def chance_entropy(units: Units, top: int = TOP, draws: int = 200, seed: int = 0) -> float:
+    """Median entropy of the words at `top` content-word positions drawn at random: what a unit whose
+    strongest positions say nothing about words would read."""
+    rng = numpy_rng(seed, "readability-chance")
+    return float(np.median([entropy_bits(rng.choice(units.words, top, replace=False)) for _ in range(draws)]))
 
 
 def read_units(units: Units, top: int = TOP) -> list[dict]:
