@@ -16,6 +16,7 @@ directions, so an SAE trained on it can be checked against the truth.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -120,8 +121,9 @@ def interference(W: torch.Tensor) -> torch.Tensor:
 
 def summarise(models: ToyModels, represented_at: float = REPRESENTED_AT) -> list[dict]:
     """Per instance: p_active, features represented (column norm >= `represented_at`) against the
-    hidden dimensions, dimensions per feature (m / ||W||_F^2, Elhage's measure), and how many of the
-    represented features share their direction (interference >= 0.1)."""
+    hidden dimensions, dimensions per feature (m / ||W||_F^2, Elhage's measure), how many of the
+    represented features share their direction (interference >= 0.1), and the median bias of the
+    represented features (negative: the ReLU cuts small inputs, interference among them, off)."""
     rows = []
     for i, p in enumerate(models.p_active):
         W = models.W[i]
@@ -129,7 +131,8 @@ def summarise(models: ToyModels, represented_at: float = REPRESENTED_AT) -> list
         inter = interference(W)
         rows.append({"p_active": p, "features on per sample": p * models.n_features, "represented": int(rep.sum()),
                      "hidden dims": models.d_hidden, "dims per feature": models.d_hidden / float(W.pow(2).sum()),
-                     "in superposition": int((rep & (inter >= 0.1)).sum())})  # fmt: skip
+                     "in superposition": int((rep & (inter >= 0.1)).sum()),
+                     "bias (median, represented)": float(models.b[i][rep].median()) if bool(rep.any()) else math.nan})  # fmt: skip
     return rows
 
 

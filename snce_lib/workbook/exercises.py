@@ -382,9 +382,8 @@ class Exercises:
             print(f"  the cells below run on your {name} as it is; fix it and run this cell again")
         return fn
 
-    def answer(self, question: str, answer) -> bool:
+    def answer(self, question: str, answer) -> None:
         self.passed[question] = check_answer(question, answer)
-        return self.passed[question]
 
     def predict(self, name: str, value) -> None:
         """Keep a prediction (a number or a word) until `reveal` shows the measurement beside it."""
