@@ -210,3 +210,19 @@ def test_chapter_00_downstream_cells_run_on_the_reference_answers(monkeypatch):
                         step=fns["train_step"])  # fmt: skip
     assert on["revived"] >= on["n_started_dead"] // 2
     torch.set_num_threads(2)
+
+
+def test_the_answer_boxes_of_chapter_00_pass_their_checks():
+    """The code a student reads in each closed Answer box is checked like a student's, so the boxes
+    cannot drift from the references."""
+    import re
+    from pathlib import Path
+
+    src = (Path(__file__).resolve().parents[1] / "notebooks" / "00_sparse_dictionaries.py").read_text()
+    blocks = re.findall(r"# <details><summary>Answer</summary>\n#\n# ```python\n(.*?)# ```", src, re.S)
+    ns = {"torch": torch}
+    for block in blocks:
+        exec("\n".join(line[2:] for line in block.splitlines()), ns)
+    assert set(ex.CHECKS) <= set(ns)
+    for name, check in ex.CHECKS.items():
+        assert check(ns[name]), name
