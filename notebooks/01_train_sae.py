@@ -30,7 +30,10 @@
 # - why a *sparse* dictionary can give single neurons a meaning when the encoder's own
 #   coordinates do not;
 # - how a TopK SAE encodes and decodes, and how AuxK keeps its latents alive;
-# - how to read a training run: FVU, L0 and dead latents.
+# - how to read a training run: FVU, L0 and dead latents;
+# - the bridge from chapter 00: how often each latent fires and what "dead" depends on, whether a
+#   latent reads as one thing where a coordinate of the encoder does not, and what splicing the SAE
+#   into the encoder costs downstream, beside ablations.
 #
 # **Profiles.** `offline` (the default without a GPU): the packaged MiniLM-L6 encoder, the
 # project's own 6,000-prompt corpus, 1.5M training tokens, a few minutes on 2 CPU cores.
@@ -64,11 +67,16 @@ import json
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+import torch
+from IPython.display import display
 
 from snce_lib import workbook as wb
 from snce_lib.sae.formats import save_pretrained
+from snce_lib.workbook import exercises as ex
 
 P = wb.setup()
+book = ex.Exercises()  # this notebook's prediction
 # Gated models need a hub login; SD v1.4 does not. Uncomment to log in:
 # from huggingface_hub import notebook_login; notebook_login()
 
@@ -114,7 +122,8 @@ print("padding rows:", f"{store.meta()['is_pad'].mean():.1%}")
 #
 # Adam at lr $4\cdot10^{-4}$, batches of 4,096 token vectors, $k = 32$ (the paper's values); the
 # next cell prints $k_{aux}$ and the dead window this profile uses. Rerunning it resumes an
-# interrupted run from its last checkpoint. (Chapter 00 shows AuxK at work on planted data.)
+# interrupted run from its last checkpoint. (Chapter 00 shows AuxK at work, with the training step
+# you wrote there.)
 
 # %%
 sae = wb.ensure_sae(P, encoder, build=True)  # this notebook makes it
@@ -159,7 +168,7 @@ plt.show()
 # The checkpoint is a folder, `sae.safetensors` + `cfg.json` + `metrics.json`, in the run folder
 # (`SNCE_HOME`; on Colab, `wb.setup(use_drive=True)` keeps it on Google Drive, where notebooks
 # 02-04 find it after a disconnect). `save_pretrained` adds a model card (README.md: encoder,
-# block, data, token budget, metrics); `sae.push_to_hub("you/name")` uploads both (log in first
+# block, data, token budget, metrics); `formats.push_to_hub(sae, "you/name")` uploads both (log in first
 # with `huggingface_hub.login()`), and `formats.from_pretrained("you/name")` loads it anywhere,
 # as it loads SAELens and sparsify SAEs.
 
@@ -168,6 +177,146 @@ save_pretrained(sae, P.run_dir / "sae")
 print("checkpoint:", P.run_dir / "sae")
 print((P.run_dir / "sae" / "README.md").read_text())
 wb.record(P, "sae", {k: metrics.get(k) for k in ("fvu", "l0", "dead_fraction", "tokens_seen", "seconds")})
+
+# %% [markdown]
+# ## The bridge: this dictionary, read with chapter 00's measures
+# **Goal:** read a real dictionary with the measures of chapter 00 that need no planted answer:
+# how often each latent fires and what "dead" depends on; whether a latent reads as one thing
+# where a coordinate of the block does not; and what the SAE costs the encoder when it stands in
+# for the block.
+#
+# ### How often each latent fires
+# TopK fires exactly $k$ of the $m$ latents a token, so if every latent took its equal share each
+# would fire on $k/m$ of the tokens (the dashed line). The histogram shows how far from equal the
+# dictionary is, on stored rows.
+
+# %%
+from snce_lib.sae.dead import dead_share_by_window, expected_dead_share
+from snce_lib.sae.train import evaluate_sae, firing_frequencies
+
+rows = store.load(max_rows=20_480, seed=0)
+freq = firing_frequencies(sae, rows)
+health = evaluate_sae(sae, rows)
+print(f"{sae.cfg.n_latents} latents on {len(rows):,} stored rows (drawn at random from {len(store):,}): "
+      f"{int((freq == 0).sum())} never fire; firing frequency median {np.median(freq):.2%}, "
+      f"largest {freq.max():.1%} (k/m = {sae.cfg.k / sae.cfg.n_latents:.2%}); FVU on these rows {health['fvu']:.3f}")  # fmt: skip
+print(
+    f"dead at the end of training (silent for {metrics['dead_window_tokens']:,} tokens): {metrics['dead_fraction']:.1%}"
+)
+fig, ax = plt.subplots(figsize=(7, 3.6))
+ax.hist(np.log10(freq[freq > 0]), bins=50, color="tab:blue")
+ax.axvline(np.log10(sae.cfg.k / sae.cfg.n_latents), color="k", ls="--", lw=1, label="k / m: every latent equal")
+ax.axvline(np.log10(1 / 4096), color="tab:red", ls=":", lw=1, label="once in 4,096 tokens (one batch)")
+ax.set(title=f"How often each latent fires ({len(rows):,} stored rows; {int((freq == 0).sum())} never fire, not shown)",
+       xlabel="log10 firing frequency (share of rows)", ylabel="latents")  # fmt: skip
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# ✍️ **Prediction.** A latent is *dead* when it has not fired for the dead window (printed
+# above). With a window of one training batch, 4,096 tokens, what share of the latents would
+# count as dead? Read it off the histogram: a latent that fires on a share $f$ of the rows stays
+# silent through $w$ independent rows with probability $(1 - f)^w$. Write your number, then run
+# the cell after it.
+
+# %%
+book.predict("dead share at a 4,096-token window", "your prediction")
+
+# %%
+windows = (512, 4096, 16_384)
+measured = dead_share_by_window(sae, rows, windows)
+for w in windows:
+    n_win = len(rows) // w
+    print(f"window {w:>6,} tokens: {measured[w]:.1%} of latents silent throughout (mean over {n_win} "
+          f"window{'s' if n_win > 1 else ''} of the {len(rows):,} rows); the frequencies predict "
+          f"{expected_dead_share(freq, w):.1%}")  # fmt: skip
+book.reveal("dead share at a 4,096-token window", f"{measured[4096]:.1%}")
+
+# %% [markdown]
+# "Dead" is a statement about a window, not about a latent: a rare latent is silent through a
+# short window most of the time and through a long one seldom. The trainer's window is long so
+# that AuxK works on latents that really stopped, not on rare ones that are doing their job; the
+# frequencies predict the measured shares because stored rows are close to independent draws.
+#
+# ### A latent against a coordinate
+# The workbook's premise is that a latent of the dictionary reads as one thing where a coordinate
+# of the block's output mixes many. Here it is measured on prompts the SAE never trained on (the
+# prompts its training held out), at content-word positions only (whole words, pieces joined;
+# function words, the end token and padding set aside), with the prompts split in two halves.
+# On one half, each unit's *label* is the three commonest words among its 20 strongest
+# positions, and the *entropy* of the words there says how concentrated they are (0 bits: one
+# word twenty times). On the other half, the *label share* is the share of the unit's activity
+# that falls on its label's words, beside the share of positions that hold them (chance: a unit
+# active everywhere alike). A coordinate's activity is its distance from its median on its better
+# side; a latent's is its code.
+
+# %%
+from snce_lib.concepts.readability import chance_entropy, content_units, held_out_prompts, read_units
+from snce_lib.rng import numpy_rng
+
+held = held_out_prompts(store, sae)[:400]
+units = content_units(encoder, sae, held)
+read = pd.DataFrame(read_units(units))
+print(f"{len(held)} prompts training held out, {len(units.words):,} content-word positions; label on even prompts, "
+      f"share on odd ones; the words at 20 random positions: entropy {chance_entropy(units):.2f} bits (chance)")  # fmt: skip
+display(read.groupby("kind")[["entropy", "label_share", "chance"]].median().round(3)
+        .assign(units=read.groupby("kind").size()).rename(columns=lambda c: c.replace("_", " ") + ("" if c == "units" else " (median)")))  # fmt: skip
+rng = numpy_rng(0, "bridge-units")  # three of each kind, drawn at random, not picked
+shown = pd.concat([g.iloc[rng.choice(len(g), 3, replace=False)] for _, g in read.groupby("kind")])
+display(shown.set_index(["kind", "unit"]).round(3))
+fig, ax = plt.subplots(figsize=(7, 3.4))
+for kind, g in read.groupby("kind"):
+    ax.hist(g["label_share"], bins=np.linspace(0, 1, 41), alpha=0.6, density=True, label=f"{kind}s (n = {len(g)})")
+ax.axvline(read["chance"].median(), color="k", ls="--", lw=1, label="chance (label words' share of positions)")
+ax.set(title="How much of each unit's activity its 3-word label explains (held-out half)",
+       xlabel="label share of activity", ylabel="density")  # fmt: skip
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# At their extremes both kinds of unit pick out particular words: both entropies sit far below
+# that of random positions and not far from each other, so a coordinate's top examples alone can
+# look as clean as a latent's. The difference is in the rest
+# of what a unit does. A latent's label carries most of its activity on prompts that made no
+# label; a coordinate's carries a small share, above chance but far below a latent's: the
+# coordinate is busy everywhere, with many things at once. That is what lets chapter 03 look for a
+# concept in a single latent, and why it does not look in a coordinate.
+#
+# ### What the SAE costs downstream
+# The SAE's reconstruction replaces the block's output at every position after BOS, the encoder
+# runs its remaining blocks on it, and we compare its final output with the clean one (cosine,
+# averaged over each prompt's words, and over every position as the image model reads them).
+# Beside it, the block's output replaced by the mean feature vector (mean-ablation) and by zeros
+# (zero-ablation).
+
+# %%
+from snce_lib.sae.fidelity import fidelity, image_agreement, mean_ablation, sae_splice, zero_ablation
+
+mean_row = torch.from_numpy(rows.astype(np.float32).mean(0))
+splices = [sae_splice(sae), mean_ablation(sae.cfg.layer, mean_row), zero_ablation(sae.cfg.layer)]
+display(pd.DataFrame(fidelity(encoder, held[:128], splices)).set_index("replaced by").round(3))
+if P.pipeline == "toy":  # the toy world's images: does the picture change when the SAE stands in?
+    from snce_lib.models.toy.detector import ToyDetector
+    from snce_lib.models.toy.model import load_toy_pipeline
+    from snce_lib.models.toy.world import dataset
+
+    captions = dataset(16, seed=5)[1]
+    agree = image_agreement(load_toy_pipeline(), ToyDetector.load(), captions, splices[:2], steps=10)
+    display(pd.DataFrame(agree).set_index("replaced by").round(3))
+
+# %% [markdown]
+# The SAE's reconstruction leaves the encoder's output far closer to clean than either ablation
+# does: what it fails to reconstruct (the FVU above) moves the blocks after it little. Near is not
+# the same as unchanged, though. In the toy world, whose image model reads its encoder's output
+# closely, a good share of the images change colour or shape with the SAE spliced in (16 captions,
+# 10 denoising steps, one seed each, the interval beside it), though far fewer than when the block's
+# output is replaced by its mean. This is why the eraser of chapters 03-04 never splices the
+# reconstruction in: it subtracts one latent's contribution from the block's own output and keeps
+# the SAE's error where it was.
+#
+# **Measured in the bridge:** the firing histogram and the dead share at several windows beside
+# their prediction; latents against coordinates on held-out prompts beside the random-position
+# chance level; downstream cosine with the SAE spliced in beside mean- and zero-ablation.
 
 # %% [markdown]
 # ## Questions

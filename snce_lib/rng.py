@@ -8,9 +8,12 @@ NumPy's SeedSequence (a hash designed for exactly this), so the same seed gives 
 for different names and the same stream for the same name on every machine.
 
 Names in use (a new purpose gets a new name, never a reused one):
-- data: "planted", "toy-prompts", "concept-split", "heldout-split", "eval-rows";
+- data: "planted", "toy-prompts", "concept-split", "heldout-split", "eval-rows", "superposition-data"
+  (a toy model's hidden layer as planted data), "pca-cases";
 - models: "sae-init", "l1-init", "superposition-init";
-- training: "sae-batches", "l1-batches", "dead-batches", "superposition-batches".
+- training: "sae-batches", "l1-batches", "lesson-batches", "superposition-batches";
+- chance levels: "chance-dictionary" (a random dictionary's recovery), "chance-basis", "readability-chance";
+- samples: "dead-windows" (rows grouped into dead windows), "bridge-units" (units shown in notebook 01).
 """
 
 from __future__ import annotations

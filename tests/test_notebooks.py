@@ -41,9 +41,13 @@ def test_pair_in_sync(py):
 #: interval's level). Anything else
 #: that looks like a measured result (an AUROC, a share, a rate) is printed by code instead.
 CONSTANTS = {"1%", "5%", "25%", "0.5", "0.1", "95%"}
+#: Chapters 00 and 01 add their own settings: 00's thresholds (found at cosine 0.9, matched at 0.7,
+#: represented at norm 0.5, interference 0.1); 01's profile size (1.5M tokens), its T4 arithmetic
+#: (4.2 PFLOP at 25-50% of peak) and the 0.0 of a code example.
+OWN = {"00": {"0.9", "0.7"}, "01": {"1.5", "4.2", "50%", "0.0"}}
 
 
-@pytest.mark.parametrize("py", [p for p in PYS if p.stem[:2] in ("02", "03", "04")], ids=lambda p: p.stem)
+@pytest.mark.parametrize("py", PYS, ids=lambda p: p.stem)
 def test_markdown_states_no_measured_number(py):
     import re
 
@@ -54,9 +58,8 @@ def test_markdown_states_no_measured_number(py):
         if cell.cell_type == "markdown":
             text = re.sub(r"\$[^$]*\$", "", cell.source)  # equations hold symbols, not results
             found |= set(re.findall(r"(?<![\w.])\d+(?:\.\d+)?%|(?<![\w.])\d+\.\d+", text))
-    assert found <= CONSTANTS, (
-        f"{py.name}: markdown states {sorted(found - CONSTANTS)}; print them from the run instead"
-    )
+    allowed = CONSTANTS | OWN.get(py.stem[:2], set())
+    assert found <= allowed, f"{py.name}: markdown states {sorted(found - allowed)}; print them from the run instead"
 
 
 @pytest.mark.parametrize("py", PYS, ids=[p.stem for p in PYS])
