@@ -10,8 +10,10 @@ No GPU has measured these figures: this project's machines have none. Each says 
   image-step of two UNet passes (classifier-free guidance), 1.607 TFLOP: 11.5 TFLOP/s, 17.7% of the
   T4's 65 TFLOP/s fp16 tensor-core peak. Other GPU work is taken at the same rate, an assumption.
 - **CPU work** (the atlas's maps and labels, selection's statistics, the toy world, NudeNet's ONNX
-  detector): Colab's T4 runtime has 2 vCPUs, like the machine the colab-rehearsal measured on, so the
-  per-item seconds it measured there (`CPU_SECONDS`) are taken as they are.
+  detector): the seconds the colab-rehearsal measured on a 2-core CPU (`CPU_COSTS`), taken as they are,
+  on the assumption (not checked) that Colab's runtime CPU, 2 vCPUs on the free tier, is about as fast.
+
+Model downloads and loading are not included (SD v1.4 is about 4 GB to fetch on first use).
 
 `plan(profile)` lists the steps with their expected seconds; `announce(profile, step)` prints what one
 step will do and its expected time before it starts; `plan_text(profile)` is the table `snce workbook`
@@ -50,10 +52,30 @@ SAE_BATCH = 4096
 #: Rows of the public sets the colab profiles read (counted from the sets' files).
 SET_ROWS = {"diffusiondb_nsfw": 5999, "diffusiondb_10k": 10000, "i2p": 4703, "i2p_nudity": 134, "ring_a_bell_79": 79}
 
-#: Seconds per item of the CPU-bound work, measured on a 2-core AMD EPYC (no AMX) by
-#: `snce workbook --profile colab-rehearsal` (cells.json; docs/colab.md gives the run). Filled from
-#: the rehearsal's per-cell times less the encoder's share, as `rehearsal_costs` computes them.
-CPU_SECONDS: dict[str, float] = {}
+#: The CPU-bound work, (fixed seconds, seconds per item, where the figures come from), measured on a 2-core
+#: AMD EPYC (no AMX) on 2026-12-07 by `snce workbook --profile colab-rehearsal` (cells.json) and
+#: `python benchmarks/rehearsal_scaling.py`, on SD v1.4's real module shapes; docs/colab.md gives the runs.
+CPU_COSTS: dict[str, tuple[float, float, str]] = {
+    # explore's work beyond the prompt codes: 44.3 s at 300 prompts, 26.1 s at 1,200 (the first call compiles
+    # UMAP's numba kernels); no growth with prompts measurable in that range, so the larger value, fixed,
+    # plus notebook 02's other cells (9.6 s)
+    "atlas": (53.9, 0.0, "CPU part of the atlas measured at 300 and 1,200 prompts, no growth"),
+    # notebook 03 in the rehearsal took 151 s on the CPU, every encoder pass included: an upper bound
+    "select": (151.2, 0.0, "notebook 03's rehearsal time on the CPU, encoder passes included: an upper bound"),
+    # notebook 04's toy sections: the toy SAE and its atlas (54.7 s) and the before/after grid (3.5 s) fixed;
+    # the lambda table and the leakage table (78.7 s at 12 prompts a set) grow with the prompts
+    "toy world": (58.2, 6.558, "the rehearsal's toy cells at 12 prompts a set, scaled linearly"),
+    # tokenising, choosing rows and writing the store: collect() on the offline corpus (6,000 prompts, 42.7 s)
+    # less its encoder passes (31.0 s), benchmarks/collect_speed.py
+    "collect": (0.0, 0.00195, "tokenising and writing the store on the CPU, measured"),
+    # NudeNet's ONNX detector on the CPU, 24 random 512 px images
+    "evaluate": (0.0, 0.0239, "NudeNet on the CPU, measured per 512 px image"),
+}
+
+
+def _cpu(key: str, items: int) -> tuple[float, str]:
+    fixed, per, how = CPU_COSTS[key]
+    return fixed + per * items, how
 
 
 @dataclass(frozen=True)
@@ -95,45 +117,39 @@ def eval_images(p: Profile) -> int:
     return 2 * (min(n, SET_ROWS["i2p_nudity"]) + min(n, SET_ROWS["ring_a_bell_79"]) + n)
 
 
-def _cpu(key: str, items: int) -> tuple[float, str]:
-    if key not in CPU_SECONDS:
-        return 0.0, "its CPU share not measured yet"
-    return CPU_SECONDS[key] * items, f"CPU: {CPU_SECONDS[key]:.3g} s an item, measured by the rehearsal"
-
-
 def plan(p: Profile) -> list[Estimate]:
     """Every long step of notebooks 01-04 at profile `p`, with its expected time on a T4."""
-    how_gpu = "FLOPs at 11.5 TFLOP/s, the rate diffusers' T4 measurement implies for SD's UNet"
+    how_gpu = "GPU: FLOPs at 11.5 TFLOP/s, diffusers' measured T4 rate for SD's UNet"
     out = []
     n_train = training_prompt_count(p)
+    cpu, how = _cpu("collect", n_train)
     out.append(Estimate("01", "collect", f"{n_train:,} prompts through the text encoder to {p.layer}", n_train,
-                        gpu_seconds(n_train * FLOPS["encoder_to_block_10"]) + _cpu("collect_per_prompt", n_train)[0],
-                        how_gpu))  # fmt: skip
+                        gpu_seconds(n_train * FLOPS["encoder_to_block_10"]) + cpu, f"{how_gpu}; CPU: {how}"))  # fmt: skip
     steps = -(-p.tokens // SAE_BATCH)
     what = f"{steps:,} steps of {SAE_BATCH:,} tokens ({p.tokens / 1e6:g}M tokens), 768 -> 3,072 latents, k {p.k}"
-    out.append(Estimate("01", "train", what, steps, gpu_seconds(steps * SAE_STEP_FLOPS), how_gpu + " (AuxK included)"))
-    cpu, how = _cpu("atlas_per_prompt", p.atlas_prompts)
+    out.append(Estimate("01", "train", what, steps, gpu_seconds(steps * SAE_STEP_FLOPS), f"{how_gpu}, AuxK included"))
+    cpu, how = _cpu("atlas", p.atlas_prompts)
     out.append(Estimate("02", "atlas", f"codes, map and labels of {p.atlas_prompts:,} prompts", p.atlas_prompts,
-                        gpu_seconds(p.atlas_prompts * FLOPS["encoder_to_block_10"]) + cpu, f"{how_gpu}; {how}"))  # fmt: skip
+                        gpu_seconds(p.atlas_prompts * FLOPS["encoder_to_block_10"]) + cpu, f"{how_gpu}; CPU: {how}"))  # fmt: skip
     # notebook 03 encodes the atlas sample again, the concept pairs, 500 background prompts and the detector sets
     n03 = p.atlas_prompts + 200 + 500 + SET_ROWS["i2p_nudity"] + 50 + p.coco_negatives
-    cpu, how = _cpu("selection_per_prompt", n03)
+    cpu, how = _cpu("select", n03)
     out.append(Estimate("03", "select", f"selection and detector scores over {n03:,} prompts", n03,
-                        gpu_seconds(n03 * FLOPS["encoder_to_block_10"]) + cpu, f"{how_gpu}; {how}"))  # fmt: skip
-    cpu, how = _cpu("toy_per_prompt", p.toy_prompts)
+                        gpu_seconds(n03 * FLOPS["encoder_to_block_10"]) + cpu, f"{how_gpu}; CPU: {how}"))  # fmt: skip
+    cpu, how = _cpu("toy world", p.toy_prompts)
     out.append(Estimate("04", "toy world", f"the toy world's tables at {p.toy_prompts} prompts a set (CPU)",
-                        p.toy_prompts, cpu, how))  # fmt: skip
+                        p.toy_prompts, cpu, f"CPU: {how}"))  # fmt: skip
     imgs = eval_images(p)
     per_img = p.steps * UNET_STEP_T4_SECONDS * (p.resolution / 512) ** 2 + gpu_seconds(
         FLOPS["vae_decode_512"] * (p.resolution / 512) ** 2 + 2 * FLOPS["encoder_full"]
     )
     out.append(Estimate("04", "generate", f"{imgs} images at {p.resolution} px, {p.steps} steps", imgs,
-                        imgs * per_img, "diffusers' T4 figure for the UNet; FLOPs at the same rate for the VAE "
-                        "and text encoder"))  # fmt: skip
-    cpu, how = _cpu("nudenet_per_image", imgs)
+                        imgs * per_img, "GPU: diffusers' measured T4 seconds an image-step for the UNet, FLOPs at "
+                        "the same rate for the VAE and the text encoder"))  # fmt: skip
+    cpu, how = _cpu("evaluate", imgs)
     gpu = gpu_seconds(imgs * (FLOPS["clip_b32_image"] + FLOPS["clip_b32_text"] + FLOPS["inception_299"]))
     out.append(Estimate("04", "evaluate", f"NudeNet, CLIP score and FID features of {imgs} images", imgs,
-                        gpu + cpu, f"{how_gpu}; NudeNet: {how}"))  # fmt: skip
+                        gpu + cpu, f"{how_gpu}; CPU: {how}"))  # fmt: skip
     return out
 
 
