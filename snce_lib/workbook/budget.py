@@ -13,7 +13,8 @@ No GPU has measured these figures: this project's machines have none. Each says 
   detector): the seconds the colab-rehearsal measured on a 2-core CPU (`CPU_COSTS`), taken as they are,
   on the assumption (not checked) that Colab's runtime CPU, 2 vCPUs on the free tier, is about as fast.
 
-Model downloads and loading are not included (SD v1.4 is about 4 GB to fetch on first use).
+Model downloads and loading are not included (SD v1.4 is about 4 GB to fetch on first use: the
+rehearsal's stand-ins of its modules take 4.0 GB in fp32).
 
 `plan(profile)` lists the steps with their expected seconds; `announce(profile, step)` prints what one
 step will do and its expected time before it starts; `plan_text(profile)` is the table `snce workbook`
