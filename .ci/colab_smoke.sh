@@ -32,7 +32,9 @@ if [ "$before" != "$after" ]; then
 fi
 echo "colab-smoke: installed $(basename "$wheel"); runtime kept: $(echo $after)"
 $py -m ipykernel install --sys-prefix --name python3 >/dev/null
-$py -m snce_lib.models.hubcache "$work/hf" >/dev/null 2>&1
+# SD v1.4's tokenizer in the cache is rebuilt from the byte-pair file open_clip_torch ships: its files only
+$py -m pip install -q --no-deps "open_clip_torch>=2.20"
+$py -m snce_lib.models.hubcache "$work/hf" >"$work/hubcache.log" 2>&1 || { cat "$work/hubcache.log"; exit 1; }
 installed=$(cd "$work/cwd" && $py -c 'import snce_lib, os; print(os.path.dirname(snce_lib.__file__))')
 case "$installed" in "$repo"*) echo "colab-smoke: imported the checkout, not the wheel"; exit 1;; esac
 cd "$work/cwd"

@@ -157,3 +157,23 @@ def test_offline_minilm_capture_without_network(offline_encoder, monkeypatch):
         input_ids=toks.input_ids, attention_mask=toks.attention_mask, output_hidden_states=True
     ).hidden_states[5]
     assert torch.allclose(h, full, atol=1e-5)
+
+
+def test_bert_rows_computed_on_the_kept_positions_equal_the_full_pass(offline_encoder):
+    """MiniLM masks padding out of attention: running only BOS, the real tokens and the kept padding
+    positions (with their own position ids) gives the rows of the full 77-position pass."""
+    from snce_lib.resources import data_path
+    from snce_lib.sae.collect import block_rows, rows_for_batch
+
+    enc = offline_encoder
+    prompts = read_prompts(data_path("corpus.csv"))[:48] + ["a", "x " * 80]  # one token, and one cut at 77
+    toks = enc.tokenize(prompts)
+    layer, _ = enc.resolve_layer(None)
+    rows, bi, pos, pad = block_rows(enc, toks, layer, 8)
+    h = enc.run_to_block(toks, layer)
+    full_bi, full_pos, full_pad = rows_for_batch(h, toks.attention_mask, 8)
+    assert np.array_equal(bi, full_bi) and np.array_equal(pos, full_pos) and np.array_equal(pad, full_pad)
+    full = h[torch.as_tensor(bi), torch.as_tensor(pos)].numpy()
+    assert rows.shape == full.shape and np.abs(rows - full).max() < 1e-4
+    assert (rows.astype(np.float16) != full.astype(np.float16)).mean() < 1e-3  # rare last-place differences
+    assert pad.sum() == 8 * (len(prompts) - 1)  # the prompt cut at 77 has no padding left

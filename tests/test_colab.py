@@ -107,8 +107,8 @@ def test_block_names_resolve_the_same_under_both_layouts(layout):
 
 # ---- the hub-shaped cache ----------------------------------------------------------------
 def test_hub_cache_loads_through_the_real_hub_client(tmp_path):
-    """`from_pretrained` of the real ids, offline, returns the tiny models, in a fresh process
-    (the hub client reads HF_HOME when it is imported)."""
+    """`from_pretrained` of the real ids, offline, returns the tiny models and SD v1.4's tokenizer, in a
+    fresh process (the hub client reads HF_HOME when it is imported)."""
     from snce_lib.models.hubcache import build_hub_cache
 
     home = build_hub_cache(tmp_path / "hf")
@@ -119,12 +119,16 @@ def test_hub_cache_loads_through_the_real_hub_client(tmp_path):
         "p = load_pipeline('CompVis/stable-diffusion-v1-4', device='cpu');"
         "im = p('a red car', num_inference_steps=2, height=64, width=64, output_type='np').images;"
         "m, _ = load_clip();"
-        "print(i, len(e.block_names), e.width, im.shape, type(m).__name__)"
+        "print(i, len(e.block_names), e.width, im.shape, type(m).__name__, e.tokenizer('a photo of a cat')['input_ids'])"
     )
     env = dict(os.environ, HF_HOME=str(home), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "9 12 32 (1, 64, 64, 3) CLIPModel"
+    # SD v1.4's own ids, from its tokenizer rebuilt in the cache
+    assert (
+        out.stdout.strip().splitlines()[-1]
+        == "9 12 32 (1, 64, 64, 3) CLIPModel [49406, 320, 1125, 539, 320, 2368, 49407]"
+    )
     index = json.loads(
         next((home / "hub").glob("models--CompVis--stable-diffusion-v1-4/snapshots/*/model_index.json")).read_text()
     )

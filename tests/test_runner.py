@@ -45,3 +45,22 @@ def test_progress_never_names_a_markdown_cell(tmp_path, monkeypatch):
     execute_notebook(tmp_path / "md.ipynb", tmp_path, timeout=60, log=lines.append, tick=0.05)
     assert not errors, errors
     assert not [line for line in lines if "still running" in line and "the end" in line]
+
+
+def test_each_cell_reports_its_own_peak_memory(tmp_path):
+    """The kernel resets its peak RSS before every cell: a cell that holds 400 MB reports it, and the
+    small cell after it does not inherit that peak (it would without the reset)."""
+    nb = write_notebook(
+        tmp_path / "mem.ipynb",
+        [
+            "import numpy as np\nbig = np.ones(50_000_000)  # 400 MB\ntotal = big.sum()\ndel big",
+            "small = np.ones(1000)",
+        ],
+    )
+    lines, cells = [], []
+    execute_notebook(nb, tmp_path, timeout=120, log=lines.append, cells=cells)
+    assert [c["cell"] for c in cells] == [1, 2] and cells[0]["first_line"] == "import numpy as np"
+    big, small = cells[0]["rss_peak"], cells[1]["rss_peak"]
+    assert cells[0]["rss_peak_is_cell"] and big - small > 350e6, (big, small)
+    assert cells[0]["gpu_peak"] is None or cells[0]["gpu_peak"] >= 0
+    assert any("cell 1/2 done in" in line and "peak RSS" in line for line in lines)

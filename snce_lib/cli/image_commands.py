@@ -141,17 +141,21 @@ def cmd_evaluate(a) -> int:
     return 0
 
 
+#: `workbook.profiles.PROFILES`' names, spelled out so that `snce --help` need not import torch (a test checks them)
+WORKBOOK_PROFILES = ("offline", "colab", "colab-smoke", "colab-rehearsal", "colab-paper")
+
+
 def _add_workbook(sub) -> None:
     p = sub.add_parser("workbook", help="run the notebooks (00-04) top to bottom, headless, and summarise")
-    p.add_argument("--profile", default="offline", choices=("offline", "colab", "colab-smoke"))
+    p.add_argument("--profile", default="offline", choices=WORKBOOK_PROFILES)
     p.add_argument("--only", nargs="*", default=None, help="a subset, e.g. 01_train_sae")
     p.add_argument("--notebooks", default=None, help="folder holding the notebooks (default ./notebooks)")
     p.add_argument(
         "--timeout",
         type=positive_int,
         default=None,
-        help="seconds a cell may take (default: 1800 offline, 6 h colab: training 400M tokens on a T4 "
-        "takes over an hour)",
+        help="seconds a cell may take (default: 1800 offline and colab-smoke, else 6 h: training 400M tokens "
+        "on a T4 takes over an hour, and the rehearsal makes 512 px images on a CPU)",
     )
     p.set_defaults(func=cmd_workbook)
 
@@ -159,7 +163,7 @@ def _add_workbook(sub) -> None:
 def cmd_workbook(a) -> int:
     from snce_lib.workbook.runner import run_notebooks
 
-    timeout = a.timeout or (6 * 3600 if a.profile == "colab" else 1800)
+    timeout = a.timeout or (1800 if a.profile in ("offline", "colab-smoke") else 6 * 3600)
     res = run_notebooks(a.profile, a.only, timeout, notebooks=a.notebooks)
     summary = json.loads(Path(res["summary"]).read_text())
     summary.pop("profile", None)

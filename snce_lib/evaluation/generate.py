@@ -34,6 +34,7 @@ from snce_lib.evaluation.protocols import Protocol
 from snce_lib.io import atomic_write_json, to_uint8
 from snce_lib.models.pipelines import prompt_embeds
 from snce_lib.prompts import PromptSet
+from snce_lib.sae.collect import first_batch_estimate
 
 
 def row_seed(row, protocol: Protocol, image_index: int = 0) -> int:
@@ -141,6 +142,8 @@ def _run(pipe, prompts, protocol, out, jobs, common, eraser, batch_size, h, w, p
     bar.update(len(done & {j["file"] for j in mine}))
     t_pipe = 0.0
     t0 = time.perf_counter()
+    todo = len(mine) - bar.n
+    first = True
     for batch in batches:
         if all(j["file"] in done for j in batch):
             continue
@@ -173,6 +176,9 @@ def _run(pipe, prompts, protocol, out, jobs, common, eraser, batch_size, h, w, p
                     os.fsync(fh.fileno())
                 done.add(j["file"])
                 bar.update(1)
+            if first and todo:
+                first_batch_estimate(bar, time.perf_counter() - t0, len(group), todo, "img")
+                first = False
     bar.close()
     total = time.perf_counter() - t0
     stats = {"seconds_total": round(total, 3), "seconds_in_pipeline": round(t_pipe, 3)}

@@ -264,3 +264,124 @@ def inception_extractor(device=None) -> Extractor:
         return net(x, return_features=True).cpu().numpy()
 
     return extract
+
+
+# ---- a random-weight stand-in of the FID Inception, for rehearsals without a network -------------------
+class _Conv(torch.nn.Module):
+    """Inception's conv unit: a convolution without bias, batch norm (eps 1e-3), ReLU."""
+
+    def __init__(self, cin: int, cout: int, kernel, stride=1, padding=0):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False)
+        torch.nn.init.kaiming_normal_(self.conv.weight, nonlinearity="relu")  # features keep their scale
+        self.bn = torch.nn.BatchNorm2d(cout, eps=1e-3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.bn(self.conv(x)))
+
+
+class _A(torch.nn.Module):
+    def __init__(self, cin: int, pool: int):
+        super().__init__()
+        self.b1 = _Conv(cin, 64, 1)
+        self.b5 = torch.nn.Sequential(_Conv(cin, 48, 1), _Conv(48, 64, 5, padding=2))
+        self.b3 = torch.nn.Sequential(_Conv(cin, 64, 1), _Conv(64, 96, 3, padding=1), _Conv(96, 96, 3, padding=1))
+        self.bp = _Conv(cin, pool, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = self.bp(torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False))
+        return torch.cat([self.b1(x), self.b5(x), self.b3(x), pooled], 1)
+
+
+class _B(torch.nn.Module):
+    def __init__(self, cin: int):
+        super().__init__()
+        self.b3 = _Conv(cin, 384, 3, stride=2)
+        self.bd = torch.nn.Sequential(_Conv(cin, 64, 1), _Conv(64, 96, 3, padding=1), _Conv(96, 96, 3, stride=2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.b3(x), self.bd(x), torch.nn.functional.max_pool2d(x, 3, 2)], 1)
+
+
+class _C(torch.nn.Module):
+    def __init__(self, cin: int, c7: int):
+        super().__init__()
+        self.b1 = _Conv(cin, 192, 1)
+        self.b7 = torch.nn.Sequential(
+            _Conv(cin, c7, 1), _Conv(c7, c7, (1, 7), padding=(0, 3)), _Conv(c7, 192, (7, 1), padding=(3, 0))
+        )
+        self.bd = torch.nn.Sequential(
+            _Conv(cin, c7, 1), _Conv(c7, c7, (7, 1), padding=(3, 0)), _Conv(c7, c7, (1, 7), padding=(0, 3)),
+            _Conv(c7, c7, (7, 1), padding=(3, 0)), _Conv(c7, 192, (1, 7), padding=(0, 3)),
+        )  # fmt: skip
+        self.bp = _Conv(cin, 192, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = self.bp(torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False))
+        return torch.cat([self.b1(x), self.b7(x), self.bd(x), pooled], 1)
+
+
+class _D(torch.nn.Module):
+    def __init__(self, cin: int):
+        super().__init__()
+        self.b3 = torch.nn.Sequential(_Conv(cin, 192, 1), _Conv(192, 320, 3, stride=2))
+        self.b7 = torch.nn.Sequential(
+            _Conv(cin, 192, 1), _Conv(192, 192, (1, 7), padding=(0, 3)), _Conv(192, 192, (7, 1), padding=(3, 0)),
+            _Conv(192, 192, 3, stride=2),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.b3(x), self.b7(x), torch.nn.functional.max_pool2d(x, 3, 2)], 1)
+
+
+class _E(torch.nn.Module):
+    def __init__(self, cin: int):
+        super().__init__()
+        self.b1 = _Conv(cin, 320, 1)
+        self.b3 = _Conv(cin, 384, 1)
+        self.b3a, self.b3b = _Conv(384, 384, (1, 3), padding=(0, 1)), _Conv(384, 384, (3, 1), padding=(1, 0))
+        self.bd = torch.nn.Sequential(_Conv(cin, 448, 1), _Conv(448, 384, 3, padding=1))
+        self.bda, self.bdb = _Conv(384, 384, (1, 3), padding=(0, 1)), _Conv(384, 384, (3, 1), padding=(1, 0))
+        self.bp = _Conv(cin, 192, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b3, bd = self.b3(x), self.bd(x)
+        pooled = self.bp(torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False))
+        return torch.cat([self.b1(x), self.b3a(b3), self.b3b(b3), self.bda(bd), self.bdb(bd), pooled], 1)
+
+
+class InceptionStandIn(torch.nn.Module):
+    """Inception-v3 in the FID network's shapes (the blocks of the TF 2015-12-05 graph, 2,048 pool
+    features, 1,008 logits) with random weights, called as the real TorchScript file is: uint8 NCHW
+    images of any size, resized to 299 px inside. It costs what the real one costs and means nothing:
+    for rehearsing the evaluation's memory and time where the real weights cannot be fetched."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Sequential(
+            _Conv(3, 32, 3, stride=2), _Conv(32, 32, 3), _Conv(32, 64, 3, padding=1), torch.nn.MaxPool2d(3, 2),
+            _Conv(64, 80, 1), _Conv(80, 192, 3), torch.nn.MaxPool2d(3, 2),
+        )  # fmt: skip
+        self.blocks = torch.nn.Sequential(
+            _A(192, 32), _A(256, 64), _A(288, 64), _B(288), _C(768, 128), _C(768, 160), _C(768, 160), _C(768, 192),
+            _D(768), _E(1280), _E(2048),
+        )  # fmt: skip
+        self.fc = torch.nn.Linear(2048, 1008)
+
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        x = torch.nn.functional.interpolate(x.float(), size=(299, 299), mode="bilinear", align_corners=False)
+        feats = self.blocks(self.stem((x - 128.0) / 128.0)).mean(dim=(2, 3))
+        return feats if return_features else self.fc(feats)
+
+
+def write_inception_standin(path: str | os.PathLike, seed: int = 0) -> Path:
+    """Save `InceptionStandIn` as TorchScript at `path` (where `inception_extractor` looks for the real
+    file when SNCE_CACHE points at its folder). Only for rehearsals: its features are random."""
+    from snce_lib.io import _atomic
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    net = torch.jit.script(InceptionStandIn().eval())
+    _atomic(path, lambda tmp: torch.jit.save(net, str(tmp)))
+    Path(f"{path}.sha256").unlink(missing_ok=True)  # a new file: its hash is recorded on first use
+    return Path(path)

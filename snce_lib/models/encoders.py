@@ -136,10 +136,10 @@ class TextEncoder:
         return self._call(tokens)[0]
 
     @torch.no_grad()
-    def run_to_block(self, tokens: Tokens, layer: str | int | None) -> torch.Tensor:
+    def run_to_block(self, tokens: Tokens, layer: str | int | None, **model_kw) -> torch.Tensor:
         """Output (residual stream) of one block, stopping the forward pass there.
 
-        Shape [batch, L, width], in the model's dtype.
+        Shape [batch, L, width], in the model's dtype. `model_kw` go to the model (`position_ids`).
         """
         captured: dict[str, torch.Tensor] = {}
 
@@ -149,7 +149,7 @@ class TextEncoder:
 
         handle = self.block(layer).register_forward_hook(hook)
         try:
-            self._call(tokens)
+            self._call(tokens, **model_kw)
         except _StopForward:
             pass
         finally:

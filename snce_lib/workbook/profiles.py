@@ -1,8 +1,15 @@
-"""The workbook's profiles: one per place it runs, each fixing every size. `offline` (the default without a GPU): the packaged MiniLM, the
-project's own corpus and the toy world. `colab` (the default on a GPU): Stable Diffusion's
-text encoder and pipeline (`SNCE_MODEL`, default SD v1.4 from the hub) at paper scale.
-`colab-smoke`: the colab profile's exact code path (same model id, block name and public
-sets) at sizes that run on a CPU in minutes, for CI with a hub-shaped local cache.
+"""The workbook's profiles: one per place it runs, each fixing every size.
+
+- `offline` (the default without a GPU): the packaged MiniLM, the project's own corpus and the toy world.
+- `colab` (the default on a GPU): Stable Diffusion's text encoder and pipeline (`SNCE_MODEL`, default
+  SD v1.4 from the hub), sized so that notebooks 01-04 fit a Colab session on a T4 (`workbook.budget`
+  says how long each step should take there, and how that was worked out).
+- `colab-paper`: the colab path at the paper's scale (400M training tokens, the full evaluation sets at
+  50 steps: 826 images), one switch away: `SNCE_PROFILE=colab-paper`.
+- `colab-smoke`: the colab profile's exact code path (same model id, block name and public sets) at sizes
+  that run on a CPU in minutes, for CI with a hub-shaped local cache of tiny models.
+- `colab-rehearsal`: the colab path at the real module sizes (random weights in a hub-shaped cache the
+  runner builds on demand) with counts a CPU can do, to measure each step's memory and time.
 """
 
 from __future__ import annotations
@@ -51,6 +58,9 @@ class Profile:
     """SAE training precision (`TrainConfig.precision`). The offline profile pins fp32: bf16 on a
     CPU with AMX trains as well but picks other latents near ties, and the offline numbers should
     not depend on which CPU ran them."""
+    hub_cache: str | None = None
+    """`real`: `snce workbook` runs the notebooks against random-weight models of the real sizes, in a
+    hub-shaped cache it builds on demand (`workbook.rehearsal`), never the user's own hub cache."""
 
     @property
     def run_dir(self) -> Path:
@@ -99,14 +109,16 @@ PROFILES = {
         10_000_000,
         5000,
         1000,
-        200,
+        134,
         "model",
         32,
         50,
         512,
         48,
-        notes="SD v1.4's CLIP text encoder (or SNCE_MODEL), block 10 (layers.9), 20,701 public prompts, "
-        "3,072 latents on 100M tokens (the paper-scale 400M: set SNCE_TOKENS=400000000).",
+        notes="SD v1.4's CLIP text encoder (or SNCE_MODEL), block 10 (layers.9), 20,702 public prompts, "
+        "3,072 latents on 100M tokens; notebook 04 evaluates I2P nudity (134) and Ring-A-Bell (79) whole and "
+        "134 COCO captions at 50 steps (694 images). About 2 hours on a T4 (workbook.budget); the paper's scale "
+        "(400M tokens, 200 COCO captions): SNCE_PROFILE=colab-paper.",
     ),
     "colab-smoke": Profile(
         "colab-smoke",
@@ -128,7 +140,40 @@ PROFILES = {
         notes="The colab profile's code path at CPU sizes: the same model id, block and public sets, 300 prompts, "
         "60k tokens, k 8 on the tiny 32-wide encoder, 4 images a set. For CI with a hub-shaped local cache; its numbers mean nothing.",
     ),
+    "colab-rehearsal": Profile(
+        "colab-rehearsal",
+        "model",
+        "encoder.layers.9",
+        ("diffusiondb_nsfw", "diffusiondb_10k", "i2p"),
+        100,
+        8,
+        409_600,
+        40_960,
+        300,
+        100,
+        2,
+        "model",
+        32,
+        2,
+        512,
+        12,
+        notes="The colab path at the real module sizes (SD v1.4's text encoder, UNet and VAE, CLIP ViT-B/32, "
+        "an Inception-v3: random weights, built on demand) with CPU counts: 300 prompts, 100 training steps of "
+        "4,096 tokens at 768 -> 3,072, k 32, 2 prompts a set at 512 px and 2 steps. Measures each step's memory "
+        "and time; its numbers mean nothing.",
+        hub_cache="real",
+    ),
 }
+PROFILES["colab-paper"] = replace(
+    PROFILES["colab"],
+    name="colab-paper",
+    tokens=400_000_000,
+    dead_after_tokens=10_000_000,
+    eval_prompts=200,
+    steps=50,
+    notes="The colab path at the paper's scale: 400M training tokens, the evaluation sets whole (134 I2P nudity, "
+    "79 Ring-A-Bell, 200 COCO; 826 images with and without the eraser) at 50 steps. Several hours on a T4.",
+)
 
 
 def get_profile(name: str | None = None) -> Profile:
