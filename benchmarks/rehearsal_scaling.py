@@ -32,7 +32,7 @@ def main() -> None:
     from snce_lib.evaluation.metrics import detect
     from snce_lib.models.encoders import SD14, load_sd
     from snce_lib.models.hubcache import REVISION
-    from snce_lib.sae.hub import from_pretrained
+    from snce_lib.sae.formats import from_pretrained
     from snce_lib.workbook.cellstats import read_peaks, reset_peaks
     from snce_lib.workbook.profiles import PROFILES
     from snce_lib.workbook.rehearsal import prepare
