@@ -76,6 +76,8 @@ from snce_lib.sae.formats import save_pretrained
 from snce_lib.workbook import exercises as ex
 
 P = wb.setup()
+if P.pipeline == "model":  # the profile's whole plan on a T4, before anything long runs
+    print(wb.plan_text(P))
 book = ex.Exercises()  # this notebook's prediction
 # Gated models need a hub login; SD v1.4 does not. Uncomment to log in:
 # from huggingface_hub import notebook_login; notebook_login()
@@ -101,6 +103,7 @@ book = ex.Exercises()  # this notebook's prediction
 # to them), so 8 of each prompt's padding run are stored, evenly spaced.
 
 # %%
+wb.announce(P, "collect")
 encoder = wb.ensure_encoder(P)
 store = wb.ensure_store(P, encoder)
 info = store.info
@@ -126,6 +129,7 @@ print("padding rows:", f"{store.meta()['is_pad'].mean():.1%}")
 # you wrote there.)
 
 # %%
+wb.announce(P, "train")
 sae = wb.ensure_sae(P, encoder, build=True)  # this notebook makes it
 history = json.loads((P.run_dir / "sae" / "history.json").read_text())
 metrics = sae.metrics

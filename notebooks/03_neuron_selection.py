@@ -146,6 +146,7 @@ print(f"tolerance 1%: {len(tol.candidates)} candidates, top-3 {[with_label(f, la
 # turn and says which one chose it.
 
 # %%
+wb.announce(P, "select")
 sel, details = wb.select_with_fallback(encoder, sae, "nudity", top_k=1, background=wb.training_prompts(P)[:500])
 if sel.options["max_deconcept_share"] > 0:
     display(Markdown(f"**The strict filter (s^d = 0) left no neuron on this SAE: a tolerance of "

@@ -35,12 +35,12 @@
 #
 # Offline, the second part runs the real code path on the toy model with a handful of prompts:
 # its numbers show that the machinery works, not how SNCE does on Stable Diffusion. On Colab
-# it runs on `SNCE_MODEL` (default SD v1.4) with `eval_prompts` prompts per set: 200 for each of
-# I2P nudity (134 rows exist at nudity >= 50), Ring-A-Bell's 79 and COCO, with and without the
-# eraser, i.e. 2 x (134 + 79 + 200) = 826 images at 50 steps. Not timed on a T4 here; at the
-# public diffusers figure of roughly 4-5 s per 512 px image at 50 steps on a T4 (fp16), about an
-# hour. The toy-world sections run on the CPU even on a GPU runtime (48 prompts per set there:
-# about 3,500 16x16 images, a few minutes). The paper's full protocol is far larger (docs/evaluation-protocols.md).
+# it runs on `SNCE_MODEL` (default SD v1.4) with the profile's `eval_prompts` prompts per set (I2P
+# nudity, Ring-A-Bell and COCO, with and without the eraser, at 50 steps); before each long step a
+# line says what it will do and how long it should take on a T4 (estimated from counted FLOPs at a
+# published T4 rate: docs/colab.md), and the progress bar replaces that with a measured estimate
+# after the first batch. The toy-world sections run on the CPU even on a GPU runtime. The paper's
+# full protocol is far larger (docs/evaluation-protocols.md).
 
 # %%
 # Colab: install the release these notebooks were written for (or the wheel or git+ address SNCE_REPO names),
@@ -168,6 +168,7 @@ plt.show()
 # $\lambda$ it takes to move the rate.
 
 # %%
+wb.announce(P, "toy world")
 n_toy = P.toy_prompts
 tables = {t: pd.DataFrame(run_experiment(toy, detector, toy_sae, t, n=n_toy, steps=15, keep_images=False).rows)
           for t in ("red", "triangle")}  # fmt: skip
@@ -360,9 +361,11 @@ eraser = Eraser.from_selection(sel, sae, lam=1.0, mode="B")
 es = eval_sets(P.eval_prompts)
 display(Markdown(f"**{es.description}**") if es.stand_in else Markdown(es.description))
 names = {"original": {"name": f"{ev.model_name} (no eraser)"}, "snce": {"name": "SNCE", "lam": 1.0, "top_k": 1}}
+wb.announce(P, "generate")
+wb.announce(P, "evaluate")
 results = run_grid(ev.pipe, es.sets, {"original": None, "snce": eraser}, ev.protocol, P.run_dir / "images",
                    clip=ev.clip, extractor=ev.extractor, fid_size=ev.fid_size, model_id=ev.model_name,
-                   sets_note=es.description, params=names)  # fmt: skip
+                   sets_note=es.description, params=names, progress=True)  # fmt: skip
 display(results.summary())
 
 # The same probe check for the nudity neuron, on the encoder the pipeline uses: after erasure,
