@@ -28,12 +28,12 @@ import torch
 
 from snce_lib import workbook as wb
 from snce_lib.atlas.explore import discovery_concepts, evaluate_discovery
-from snce_lib.atlas.labels import label_features, with_label
+from snce_lib.atlas.labels import label_features, label_kinds, with_label
 from snce_lib.atlas.map import build_atlas
 from snce_lib.concepts.heldout import load_heldout
 from snce_lib.concepts.options import PROBE, SCORES, compare_options, serialisable
 from snce_lib.concepts.pairs import known_concepts, load_concept
-from snce_lib.concepts.positions import CONTENT, encoder_words, feature_kinds, kind_summary
+from snce_lib.concepts.positions import CONTENT, encoder_words, kind_summary
 from snce_lib.io import atomic_write_json
 from snce_lib.sae.collect import collect
 from snce_lib.sae.train import train_sae
@@ -110,7 +110,7 @@ def main() -> None:
         trained = time.perf_counter() - t0
         fvu = fvu_by_position(encoder, sae, probe_prompts)
         atlas = build_atlas(encoder, sae, sample, progress=False)
-        kinds = feature_kinds(atlas.codes, atlas.words)
+        kinds = label_kinds(atlas)  # from the label half, as the atlas reads them
         summary = kind_summary(kinds)
         labels = label_features(atlas, kinds=kinds)
         disc = evaluate_discovery(encoder, sae, labels)

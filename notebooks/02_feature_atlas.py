@@ -12,7 +12,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -22,18 +22,20 @@
 # %% [markdown]
 # # 02 · The feature atlas: look at the dictionary
 #
-# What did the SAE learn? This notebook sorts every feature by where it fires (content words, or
+# What did the SAE learn? This notebook sorts every feature by where it is strong (content words, or
 # the padding, end token and function words that carry no concept), names each from the whole
 # words it is strongest on and scores that name on prompts it was not made from, clusters the
-# dictionary in its own space and measures the clusters against the corpus's known word categories,
-# shows each feature's top-activating prompts with the firing words highlighted, and finds features
+# dictionary in its own space and measures the clusters against the corpus's known word categories
+# (fairly: every category counts, beside a shuffled baseline), shows each feature's page (its
+# activation density, top and quantile prompts with every position shaded, the features that
+# co-fire with it, and the words of the whole vocabulary that light it alone), and finds features
 # from a handful of examples. It reads notebook 01's SAE from the run folder; if it is missing, the
 # setup says so (set `SNCE_BUILD_MISSING=1` to train it here instead). Colab: the atlas sample is
 # 5,000 prompts; its codes stay sparse (top-k values and indices), about 73 MB.
 #
 # **What you will learn**
 # - where a dictionary spends its features: content words, or positions that carry no concept;
-# - how to read a feature from its words and top-activating prompts, and how far to trust its label;
+# - how to read a feature's page, and how far to trust its label;
 # - whether the dictionary's clusters mean something, measured against a baseline;
 # - how to find the features of a concept from four examples alone, and how often that works.
 
@@ -62,28 +64,40 @@ from snce_lib.atlas.cards import feature_card, search_features
 from snce_lib.atlas.explore import DEFAULT_DISCOVERY, discover, evaluate_discovery, explore
 from snce_lib.atlas.html import notebook_frame, write_atlas
 from snce_lib.atlas.labels import describe, save_labels, with_label
-from snce_lib.concepts.positions import KINDS, WHY
+from snce_lib.concepts.positions import CONTENT, KINDS, WHY
 from snce_lib.workbook.widgets import feature_browser, prompt_lens
 
 P = wb.setup()
 sample = wb.training_prompts(P)[: P.atlas_prompts]
 encoder = wb.ensure_encoder(P)
 sae = wb.ensure_sae(P, encoder)
-ex = explore(encoder, sae, sample, concept="nudity")  # show="all" keeps every live feature in the atlas
+# show="all" keeps every live feature in the atlas; vocab_dir caches the vocabulary pass beside the SAE
+ex = explore(encoder, sae, sample, concept="nudity", vocab_dir=P.run_dir / "sae")
 atlas, labels, kinds = ex.atlas, ex.labels, ex.kinds
 never = int((atlas.frequency == 0).sum())
-print(f"atlas over {len(sample)} prompts; {never} of {sae.cfg.n_latents} latents never fire on it")
+print(
+    f"atlas over {len(sample)} prompts ({len(set(sample))} distinct); {never} of {sae.cfg.n_latents} latents never fire on it"
+)
+V = atlas.vocab
+print(f"vocabulary pass: {V.n_tokens:,} whole-word tokens, one a prompt, {V.seconds:.1f} s when computed"
+      + (" (read from the cache beside the SAE)" if V.cached else ""))  # fmt: skip
 print(ex.describe())
 
 # %% [markdown]
-# ## Where does each feature fire?
-# Every position of a prompt is one of four kinds: BOS (position 0, never encoded: it is the same
-# vector for every prompt), the end token and the padding after the prompt, a function word or
-# punctuation ("a", "of", "with", ","), or a content word. A feature's kind is where most of its
-# firings fall. Padding and end positions are many and alike, so a dictionary trained on them
-# spends features there; those features fire on a large share of positions and would lead every
-# table of this notebook. The atlas, the cards and the tables below show content features and say
-# how many they set aside; `explore(..., show="all")` shows every live feature.
+# ## Where is each feature strong?
+# Every encoded position of a prompt is one of three kinds: the end token and the padding after the
+# prompt, a function word or punctuation ("a", "of", "with", ","), or a content word. (BOS, position
+# 0, is never encoded: it is the same vector for every prompt.) A feature's kind is where its
+# **strong** firings fall: for each prompt, the position of its largest activation there (its
+# peak); the peaks that reach half of the feature's top (the mean of its five highest) vote, each
+# with its activation, and the kind of position with the most wins. Counting firings instead would
+# call a "car" feature with a weak tail on the padding of many prompts a padding feature, because
+# padding positions are so many; the table after the next compares the two.
+# Padding and end positions are many and alike, so a dictionary trained on them spends features
+# there; those features fire on a large share of positions and would lead every table of this
+# notebook. The atlas, the cards and the tables below show content features and say how many they
+# set aside; `explore(..., show="all")` shows every live feature. Kinds, like labels, are read on
+# the half of the prompts that makes labels (below).
 #
 # A feature's firing frequency is the share of token positions $t$ (of all $T$ in the sample)
 # where it is among the $k$ active latents:
@@ -92,8 +106,8 @@ print(ex.describe())
 
 # %%
 S = ex.set_aside
-display(pd.DataFrame([{"fires mostly on": WHY[k], "features": S["counts"][k], "share of live features": f"{S['shares'][k]:.1%}"}
-                      for k in KINDS] + [{"fires mostly on": "never fires on the sample", "features": S["counts"]["dead"],
+display(pd.DataFrame([{"strongest on": WHY[k], "features": S["counts"][k], "share of live features": f"{S['shares'][k]:.1%}"}
+                      for k in KINDS] + [{"strongest on": "never fires on the sample", "features": S["counts"]["dead"],
                                           "share of live features": ""}]))  # fmt: skip
 names = np.array(kinds.names())
 fig, ax = plt.subplots(figsize=(7, 3.4))
@@ -101,25 +115,42 @@ bins = np.linspace(np.log10(atlas.frequency[atlas.frequency > 0].min()), 0, 41)
 for k in ("content", "function", "end_pad"):
     sel = (names == k) & (atlas.frequency > 0)
     ax.hist(np.log10(atlas.frequency[sel]), bins=bins, alpha=0.6, label=f"{k.replace('_', '/')} ({int(sel.sum())})")
-ax.set(title="Feature firing frequency, by where the feature fires", xlabel="log10(share of token positions where it fires)",
-       ylabel="features")  # fmt: skip
-ax.legend(title="fires mostly on")
+ax.set(title="Feature firing frequency, by where the feature is strongest",
+       xlabel="log10(share of token positions where it fires)", ylabel="features")  # fmt: skip
+ax.legend(title="strongest on")
 fig.tight_layout()
 plt.show()
+# the same features classified by a count of their firings (where most of them fall), as the atlas once did
+by_count = pd.crosstab(pd.Series([KINDS[k] if k >= 0 else "dead" for k in kinds.by_count()], name="by count of firings"),
+                       pd.Series(names, name="by where it is strongest"))  # fmt: skip
+display(by_count)
+hidden = np.flatnonzero((kinds.by_count() != CONTENT) & kinds.content() & (kinds.kind >= 0))
+scored = [labels[f].score for f in hidden if labels[f].score is not None]
+print(f"{len(hidden)} content features a count of firings would set aside; median label F1 "
+      f"{np.median(scored) if scored else float('nan'):.2f} on held-out prompts; for example:",
+      "; ".join(with_label(f, labels) for f in sorted(hidden, key=lambda f: -(labels[f].score or 0))[:4]))  # fmt: skip
 
 # %% [markdown]
 # ## What each feature stands for, and how far to trust it
-# Word pieces are joined into whole words ("kowski" is part of "wierzbowski"). A feature's label is
-# the whole words where it is among the position's 4 strongest features, counted over half of the
-# sample (the even-numbered prompts), most first, keeping words of the feature's own kind. Each label
-# is then **scored** on the other half: read as a detector, "the feature is strong here exactly where
-# one of its label words stands", how well does it predict where the feature fires? The score is
-# the F1 of that prediction (1: the label words are exactly where it fires; near 0: the label
-# does not say where it fires). Labels are saved beside the SAE for later notebooks.
+# Word pieces are joined into whole words ("kowski" is part of "wierzbowski"). The sample's
+# duplicate prompts are dropped, and the distinct prompts alternate between two halves: one makes
+# labels (and kinds), the other scores them. A feature's label is the whole words where it is among
+# the position's 4 strongest features, counted on the label half, most first, keeping words of the
+# feature's own kind, plus its **trigger**, the word it fires hardest on, even when that is a
+# function word ("wearing **nothing**"), marked as such. Each label is then **scored** on the other
+# half: read as a detector, "the feature is strong here exactly where one of its label words
+# stands", how well does it predict where the feature fires? The score is the F1 of that prediction
+# (1: the label words are exactly where it fires; near 0: the label does not say where it fires).
+# Labels are saved beside the SAE for later notebooks.
 
 # %%
 save_labels(labels, P.run_dir / "sae" / "labels.json")
 print(describe(labels))
+marked = [f for f in range(len(labels)) if labels[f].function_words and labels[f].kind == "content"]
+print(
+    f"{len(marked)} content labels keep a function-word trigger, e.g.:",
+    "; ".join(with_label(f, labels) for f in marked[:3]),
+)
 
 
 def feature_rows(features):
@@ -149,18 +180,27 @@ print(f"of the ten busiest live features, {aside_share:.0%} are set aside (paddi
 # Are the clusters about something? The corpus is generated from word lists (subjects, actions,
 # settings, styles, ...), so each feature whose first label word is a corpus word has a known
 # category. **Purity** is the share of such features that belong to their cluster's most common
-# category. The baseline is the same cluster sizes with the features shuffled (200 draws: mean and
-# 95th percentile); purity above that percentile is structure the dictionary has.
+# category. One category can dominate the features, and then most clusters' commonest category is
+# that one whatever the clustering, so two measures in which every category counts alike stand
+# beside it: **balanced purity** (purity with each feature weighted by one over its category's
+# size) and **NMI** (normalised mutual information between clusters and categories, 0 when they
+# are independent). Each has its baseline: the same cluster sizes with the features shuffled
+# (200 draws: mean and 95th percentile); a measure above that percentile is structure the
+# dictionary has. The second table says, per category, what share of its features sit in
+# clusters it leads, beside the same share shuffled.
 #
-# The 2-D map below is for the eye only: UMAP of the kept space, seeded, so the same SAE draws the
+# The 2-D map below is for the eye only: t-SNE of the kept space (cosine), seeded, so the same SAE draws the
 # same map every run. What moves between runs is the SAE itself when it is trained again.
 
 # %%
 L = ex.layout
-display(pd.DataFrame([{"space": k, "silhouette (cosine)": v["silhouette"], "purity": v.get("purity"),
-                       "shuffled purity (mean)": v.get("shuffled"), "shuffled purity (95th pct)": v.get("shuffled_p95"),
-                       "features with a category": v.get("features"), "kept": k == L.name}
-                      for k, v in ex.map_scores.items()]).set_index("space").round(3))  # fmt: skip
+display(pd.DataFrame([{"space": k, "silhouette (cosine)": v["silhouette"], "kept": k == L.name,
+                       "features with a category": v.get("features"), "categories": v.get("categories"),
+                       **{f"{m} {what}": v.get(m.replace(" ", "_") + suffix) for m in ("purity", "balanced purity", "nmi")
+                          for what, suffix in (("", ""), ("shuffled", "_shuffled"), ("shuffled 95th pct", "_shuffled_p95"))}}
+                      for k, v in ex.map_scores.items()]).set_index("space").round(3).T)  # fmt: skip
+display(pd.DataFrame(ex.map_scores[L.name].get("per_category", {})).T.rename(columns={
+    "in_clusters_it_leads": "share in clusters it leads", "shuffled": "same, shuffled (mean)"}).round(3))  # fmt: skip
 print("clusters:", "; ".join(L.names[c] for c in sorted(L.names)))
 fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
 shown = L.cluster >= 0
@@ -170,18 +210,20 @@ for c, name in L.names.items():
     cx, cy = L.xy[L.cluster == c].mean(0)
     axes[0].annotate(name, (cx, cy), fontsize=7, ha="center", bbox={"boxstyle": "round", "fc": "white", "alpha": 0.7})
 axes[0].legend(loc="lower right", fontsize=8)
-axes[0].set(title=f"{L.name} map, {len(L.names)} named clusters", xlabel="UMAP 1 (a.u.)", ylabel="UMAP 2 (a.u.)")
+axes[0].set(title=f"{L.name} map, {len(L.names)} named clusters", xlabel="t-SNE 1 (a.u.)", ylabel="t-SNE 2 (a.u.)")
 sc1 = axes[1].scatter(L.xy[:, 0], L.xy[:, 1], c=np.log10(ex.concept_score + 1e-4), s=4, cmap="magma")
 fig.colorbar(sc1, ax=axes[1], label="log10 nudity score s^c")
-axes[1].set(title="The same map, by nudity score (eq. 5)", xlabel="UMAP 1 (a.u.)", ylabel="UMAP 2 (a.u.)")
+axes[1].set(title="The same map, by nudity score (eq. 5)", xlabel="t-SNE 1 (a.u.)", ylabel="t-SNE 2 (a.u.)")
 fig.tight_layout()
 fig.savefig(P.run_dir / "atlas_map.png", dpi=110)
 plt.show()
 
 # %% [markdown]
 # ## The interactive atlas
-# Hover a point for its label and score, click it for its card (top prompts with the firing words
-# shaded, its activation histogram, its nearest features by decoder cosine), switch the colouring,
+# Hover a point for its label and score, click it for its card (the label with its held-out score,
+# the activation density on a log axis, top prompts and prompts from each quantile band with every
+# position shaded, padding included, the features that co-fire with it, the vocabulary tokens that
+# light it alone, its nearest features by decoder cosine), switch the colouring,
 # tick the box to see the set-aside features too, and type a word then Enter to list the features
 # that word predicts best. The same page is written as one self-contained HTML file to share
 # (`snce atlas --sae DIR --out atlas.html` writes it too).
@@ -193,9 +235,21 @@ display(notebook_frame(ex.page))
 
 # %% [markdown]
 # ## Feature cards and the browser
-# A busy content feature and the two content features with the highest nudity score $s^c$
-# (eq. 5), each headed by its label and score; then a browser: pick a feature, or type a word and press Enter to list the features
-# it predicts best.
+# A feature's card reads top to bottom as a Neuronpedia page does, adapted to a text encoder:
+# - its label, the label's F1 on the held-out half and how many prompts that half holds;
+# - the **activation density**: where it fires, by activation, on a log axis of positions, coloured
+#   by the kind of position (a weak padding tail under a strong word peak shows as what it is);
+# - its **top prompts**, then prompts from each **quantile band** of the prompts it fires in (what
+#   it does when it fires weakly). Every position is shaded, the end token and the padding too (SD
+#   reads all 77); a silent run of padding is one grey cell, and the peak is outlined;
+# - the features that **co-fire** with it at the same word positions (the co-activation map's counts);
+# - the **vocabulary alone**: the tokens of the encoder's whole vocabulary that light it most as a
+#   one-word prompt, which names words the sample lacks;
+# - (a place is kept at the end for a strip of what it draws.)
+#
+# Below: a busy content feature and the two content features with the highest nudity score $s^c$
+# (eq. 5); then a browser: pick a feature, or type a word and press Enter to list the features it
+# predicts best.
 
 # %%
 common = busiest_content[5]
@@ -259,14 +313,17 @@ naked, painting = ({f for f, _ in search_features(atlas, w)} for w in ("naked", 
 concept_clusters = {int(L.cluster[f]) for f in nudity_content}
 wb.record(P, "atlas", {"prompts": len(sample), "never_fire": never, "latents": sae.cfg.n_latents,
                        "set_aside": ex.set_aside, "labels": describe(labels), "map": L.name, "map_scores": ex.map_scores,
+                       "kinds_by_count": {KINDS[k]: int((kinds.by_count() == k).sum()) for k in range(len(KINDS))},
+                       "content_hidden_by_count": len(hidden), "function_word_triggers": len(marked),
+                       "vocabulary_pass": {"tokens": V.n_tokens, "seconds": V.seconds},
                        "clusters": [L.names[c] for c in sorted(L.names)],
                        "busiest_content": {f: labels[f].label for f in busiest_content},
                        "discovery": {"n": disc["n"], "top": disc["top"], "hit_rate": disc["hit_rate"]}})  # fmt: skip
 
 # %% [markdown]
 # ## Questions
-# 1. Among the ten busiest live features, how many fire mostly on padding, the end token or function
-#    words? What would the atlas lead with if it showed them?
+# 1. Among the ten busiest live features, how many are strongest on padding, the end token or
+#    function words? What would the atlas lead with if it showed them?
 # 2. Search the interactive atlas for "naked" and for "painting". Do the same features come back?
 #    What does that say about how specific the dictionary is?
 # 3. On the nudity-score map, are the five content features with the highest nudity score in one

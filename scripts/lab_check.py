@@ -5,10 +5,12 @@
 Starts JupyterLab (headless, on 127.0.0.1, a copy of the notebook in a scratch folder so the
 repository's file is never touched), opens notebook 02 in headless Chromium (Debian's `chromium`
 and `chromium-driver`, driven by selenium), runs all cells and waits for every one to finish, then:
-hovers and clicks a point of the interactive map (the hover line and the card change), searches
-the map for a word (its features grow, the card opens), types a word into the feature browser's
-search (the card and its highlighted tokens change) and a prompt into the prompt lens (its table
-changes). A screenshot of each step goes to --out. Exits 0 when every check holds, else prints the
+hovers and clicks a point of the interactive map (the hover line and the card change, and the card
+shows its feature page: the label with its held-out score, the activation density on a log axis,
+top and quantile examples with the end token and padding shaded, co-firing features and the
+vocabulary tokens that light it alone), searches the map for a word (its features grow, the card
+opens), types a word into the feature browser's search (the card, its page views and its
+highlighted tokens change) and a prompt into the prompt lens (its table changes). A screenshot of each step goes to --out. Exits 0 when every check holds, else prints the
 failed check and exits 1. Cells that are not in view stay rendered (JupyterLab's windowing is off).
 """
 
@@ -97,6 +99,28 @@ for (let i = 0; i < m.cells.length; i++) { const c = m.cells.get(i); if (c.type 
 return out;"""
 
 
+def check_page_views(driver, By) -> str:
+    """The atlas page's card (inside its frame) shows every view of a feature page; returns a summary."""
+    label = driver.find_element(By.ID, "label").text
+    assert "held-out prompts" in label, label
+    bars = driver.find_elements(By.CSS_SELECTOR, "#density svg rect")
+    assert bars, "the card draws no activation density"
+    assert "positions (log)" in driver.find_element(By.ID, "density").text
+    bands = driver.find_element(By.ID, "bands").text
+    assert "Quantile" in bands, "the card shows no quantile examples"
+    cofire = driver.find_elements(By.CSS_SELECTOR, "#cofire a")
+    vocab = driver.find_element(By.ID, "vocab").text
+    assert vocab.startswith("Vocabulary alone") and "not computed" not in vocab, vocab
+    cells = driver.find_elements(By.CSS_SELECTOR, "#card .tok")
+    pads = driver.find_elements(By.CSS_SELECTOR, "#card .tok.pad, #card .padrun")
+    assert pads, "the card's examples show no padding"
+    assert driver.find_elements(By.ID, "draws"), "the card keeps no place for what it draws"
+    return (
+        f"{len(bars)} density bars, {bands.count('Quantile')} quantile bands, {len(cofire)} co-firing links, "
+        f"{len(cells)} shaded cells ({len(pads)} padding), vocabulary: {vocab[:60]!r}"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="runs/lab_check", help="folder for the screenshots")
@@ -164,6 +188,7 @@ def main() -> int:
         ActionChains(driver).click().perform()  # where the pointer is: the point the hover line names
         card = driver.find_element(By.ID, "card").text
         assert card.startswith(hover.split(":")[0] + ":"), (hover, card)
+        check_page_views(driver, By)
         seen = driver.execute_script(HIDDEN_NAMES_JS)  # boxes against the frame's visible area, not `.text`
         assert seen["n"] >= 10, f"the map prints {seen['n']} cluster names"
         assert not seen["hidden"], (
@@ -186,6 +211,8 @@ def main() -> int:
         first = int(status.split(": ")[1].split(",")[0])
         assert driver.find_element(By.ID, f"f{first}").get_attribute("r") == "7"
         assert driver.find_element(By.ID, "card").text.startswith(f"feature {first}:")
+        views = check_page_views(driver, By)
+        print(f"lab_check: the card of feature {first} ('red'): {views}")
         driver.switch_to.default_content()
         driver.execute_script("arguments[0].scrollIntoView()", frame)
         shot("atlas_frame_search_red")
@@ -205,6 +232,17 @@ def main() -> int:
         lit = card_box.find_elements(By.CSS_SELECTOR, ".widget-html-content span[title]")
         shaded = [s for s in lit if "rgba(255, 80, 0, 0)" not in (s.get_attribute("style") or "")]
         assert shaded, "the card highlights the tokens its feature fires on"
+        text = card_box.find_element(By.CSS_SELECTOR, ".snce-card").text
+        for part in (
+            "held-out prompts",
+            "Activation density",
+            "Top activations",
+            "Quantile",
+            "Co-fires with",
+            "Vocabulary alone",
+        ):
+            assert part in text, f"the browser's card lacks '{part}'"
+        assert card_box.find_elements(By.CSS_SELECTOR, "svg.snce-density rect"), "the card draws its density"
         print(f"lab_check: browser search 'painting': {before!r} -> {after!r}; {len(shaded)} tokens highlighted")
         shot("browser_search_painting")
 

@@ -54,7 +54,7 @@ def test_a_label_scores_how_well_its_words_predict_where_the_feature_fires():
     dense[..., 0] = ((tok == 1) | (tok == 2)).float() * 2.0
     dense[..., 1] = torch.from_numpy(rng.random((200, 6)) < 0.3).float()  # a context, not a word
     real = torch.ones(200, 6, dtype=torch.bool)
-    codes = PromptCodes.from_dense(["p"] * 200, dense, real, ~real, tok)
+    codes = PromptCodes.from_dense([f"p{i}" for i in range(200)], dense, real, ~real, tok)
     labels = label_features(Atlas(codes, firing_frequency(codes), lambda t: WORDS[t], 3))
     assert set(labels[0].specific[:2]) == {"red", "crimson"} and labels[0].score > 0.99
     assert labels[1].score is not None and labels[1].score < 0.5
@@ -72,7 +72,7 @@ def grouped_atlas():
         dense[..., f] = colour.float() * (1 + 0.1 * f)
         dense[..., 12 + f] = cat.float() * (1 + 0.1 * f)
     real = torch.ones(200, 6, dtype=torch.bool)
-    codes = PromptCodes.from_dense(["p"] * 200, dense, real, ~real, tok)
+    codes = PromptCodes.from_dense([f"p{i}" for i in range(200)], dense, real, ~real, tok)
     return Atlas(codes, firing_frequency(codes), lambda t: WORDS[t], m)
 
 
@@ -111,3 +111,29 @@ def test_planted_groups_cluster_pure_above_the_shuffled_baseline_and_get_their_n
     assert best.name == "co-activation" and report["co-activation"]["silhouette"] > report["noise"]["silhouette"]
     assert report["co-activation"]["purity"] == 1.0 and report["noise"]["purity"] < 1.0
     assert best.purity["shuffled_p95"] < best.purity["purity"]
+
+
+def test_balanced_purity_and_nmi_see_through_a_dominant_category():
+    """90 of 100 features are "style". A clustering that splits the style features at random and
+    mixes the ten others into those clusters has a high purity (the style share), no higher than its
+    shuffled baseline; balanced purity and NMI put it at chance. A clustering that puts each
+    category in clusters of its own scores 1 on both, far above its shuffled baseline, and each
+    category is found in the clusters it leads."""
+    from snce_lib.atlas.clusters import balanced_purity, fair_scores, nmi, purity
+
+    rng = np.random.default_rng(4)
+    cats = ["style"] * 90 + ["animal"] * 5 + ["colour"] * 5
+    blind = rng.integers(0, 6, size=100)
+    p, _ = purity(blind, cats)
+    fair = fair_scores(blind, cats, draws=100)
+    assert p >= 0.9 and abs(p - fair["purity_shuffled"]) < 0.03
+    assert fair["balanced_purity"] <= fair["balanced_purity_shuffled_p95"] and fair["nmi"] <= fair["nmi_shuffled_p95"]
+    assert fair["balanced_purity"] < 0.75 and fair["nmi"] < 0.2
+    sighted = np.array([c % 4 for c in range(90)] + [4] * 5 + [5] * 5)
+    assert balanced_purity(sighted, cats) == (1.0, 100) and nmi(sighted, cats) > 0.3
+    fair = fair_scores(sighted, cats, draws=100)
+    assert fair["balanced_purity"] == 1.0 and fair["balanced_purity_shuffled_p95"] < 0.8
+    assert fair["nmi"] > 3 * fair["nmi_shuffled_p95"]
+    assert fair["per_category"]["animal"] == {"features": 5, "in_clusters_it_leads": 1.0,
+                                               "shuffled": fair["per_category"]["animal"]["shuffled"]}  # fmt: skip
+    assert fair["per_category"]["animal"]["shuffled"] < 0.8

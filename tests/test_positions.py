@@ -108,3 +108,16 @@ def test_discovery_finds_a_planted_concept_from_four_examples():
     assert set(found) >= {"SNCE strict", "mean difference"}
     assert 3 not in found["SNCE strict"].top(3)
     assert np.isfinite(found[DEFAULT_DISCOVERY].scores).all()
+
+
+def test_peaks_of_some_prompts_are_the_peaks_made_on_those_prompts():
+    """The label half's peaks, cut from every prompt's, equal the peaks made on that half alone."""
+    from snce_lib.concepts.positions import prompt_peaks
+
+    codes = planted()
+    half = np.array([True, False, True, False])
+    cut, alone = prompt_peaks(codes).of_prompts(half), prompt_peaks(codes, half)
+    for a, b in zip((cut.feature, cut.prompt, cut.position, cut.value, cut.starts),
+                    (alone.feature, alone.prompt, alone.position, alone.value, alone.starts)):  # fmt: skip
+        assert np.array_equal(a, b)
+    assert set(cut.prompt.tolist()) == {0, 2} and len(cut.feature) > 0

@@ -1,6 +1,8 @@
-"""Exploring a dictionary in one call: the atlas over a prompt sample, where each feature fires
+"""Exploring a dictionary in one call: the atlas over a prompt sample, where each feature is strong
 (content features shown, the rest set aside and counted), a scored label per feature, clusters in
-the dictionary's own space with their purity, a concept's score per feature, and the shareable page;
+the dictionary's own space measured against the corpus's categories (purity, balanced purity and
+NMI, each beside its shuffled baseline), the vocabulary tokens that light each feature alone, a
+concept's score per feature, and the shareable page;
 and discovery from examples (features that separate a handful of prompts from another handful),
 measured on a list of concepts the corpus contains."""
 
@@ -11,9 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from snce_lib.atlas.clusters import MapClusters, choose_space, coactivation_vectors, corpus_categories
+from snce_lib.atlas.clusters import (
+    MapClusters,
+    choose_space,
+    coactivation_vectors,
+    cofiring_counts,
+    corpus_categories,
+)
 from snce_lib.atlas.html import atlas_data
-from snce_lib.atlas.labels import FeatureLabel, label_features
+from snce_lib.atlas.labels import FeatureLabel, label_features, label_kinds
 from snce_lib.atlas.map import Atlas, build_atlas
 from snce_lib.concepts.codes import PromptCodes, prompt_codes
 from snce_lib.concepts.pairs import load_concept
@@ -22,7 +30,6 @@ from snce_lib.concepts.positions import (
     Words,
     describe_set_aside,
     encoder_words,
-    feature_kinds,
     kind_summary,
 )
 from snce_lib.concepts.ranking import ConceptCodes, Ranking, modulated_frequency, rank_variants
@@ -37,12 +44,13 @@ class Exploration:
     labels: list[FeatureLabel]
     kinds: FeatureKinds
     set_aside: dict
-    """`positions.kind_summary`: how many features fire mostly on each kind of position."""
+    """`positions.kind_summary`: how many features are strongest on each kind of position."""
     show: str
     """"content" (the default: content features only) or "all"."""
     layout: MapClusters
     map_scores: dict
-    """Per space ("decoder", "co-activation"): silhouette of its clustering and purity against the corpus."""
+    """Per space ("decoder", "co-activation"): silhouette of its clustering, and its purity, balanced
+    purity and NMI against the corpus's categories, each with its shuffled baseline (`clusters.fair_scores`)."""
     concept: str
     concept_score: np.ndarray
     """s^c of eq. 5 per feature, on the concept's prompts."""
@@ -65,14 +73,25 @@ def shown_note(summary: dict, show: str) -> str:
 
 
 def explore(encoder, sae, prompts: Sequence[str], concept: str = "nudity", n_clusters: int = 24,
-            show: str = "content", progress: bool = True) -> Exploration:  # fmt: skip
+            show: str = "content", progress: bool = True, vocab: bool = True,
+            vocab_dir=None) -> Exploration:  # fmt: skip
+    """The atlas of `sae` over `prompts` (module doc). Kinds and labels come from the half of the
+    distinct prompts that makes labels (`labels.label_split`). `vocab`: run the encoder's
+    vocabulary one token at a time (`vocab.vocabulary_top`), read from and cached in `vocab_dir`
+    (the SAE's folder) when given."""
     if show not in SHOW:
         raise ValueError(f"show must be one of {', '.join(SHOW)}, not {show!r}")
     atlas = build_atlas(encoder, sae, prompts, progress=progress)
-    kinds = feature_kinds(atlas.codes, atlas.words)
+    if vocab:
+        from snce_lib.atlas.vocab import load_or_compute
+
+        atlas.vocab = load_or_compute(encoder, sae, vocab_dir, progress=progress)
+    kinds = label_kinds(atlas)
     labels = label_features(atlas, kinds=kinds)
     members = kinds.content() if show == "content" else kinds.kind >= 0
-    spaces = {"decoder": sae.W_dec.detach().float().cpu().numpy(), "co-activation": coactivation_vectors(atlas.codes)}
+    counts = atlas.cache["cofiring_counts"] = cofiring_counts(atlas.codes)  # clustered on, and shown on each card
+    spaces = {"decoder": sae.W_dec.detach().float().cpu().numpy(),
+              "co-activation": coactivation_vectors(atlas.codes, counts)}  # fmt: skip
     layout, map_scores = choose_space(spaces, members, labels, n_clusters, corpus_categories())
     pairs = load_concept(concept)
     scores = modulated_frequency(prompt_codes(encoder, sae, pairs.concept_prompts),

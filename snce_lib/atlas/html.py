@@ -2,7 +2,10 @@
 kernel, no external script) that opens in any browser, and the same file shown inside a notebook.
 
 `atlas_data` gathers everything as plain data (tested directly); `render_html` writes the page.
-The page holds text only (prompts and tokens, no images), so there is nothing for NudeNet to flag.
+A feature's card shows what a Neuronpedia page shows, adapted to a text encoder
+(`profile.feature_profile`). The page holds text only (prompts and tokens, no images), so there is
+nothing for NudeNet to flag; each card keeps a slot (`#draws`) for a "what it draws" image strip,
+filled only from `atlas_data(draws=...)`, whose maker must blur what NudeNet flags.
 """
 
 from __future__ import annotations
@@ -23,52 +26,48 @@ from snce_lib.io import atomic_write_text
 
 def atlas_data(atlas: Atlas, labels: list[FeatureLabel], layout: MapClusters, w_dec: torch.Tensor,
                concept_score: np.ndarray | None = None, n_examples: int = 3, n_near: int = 5,
-               title: str = "SAE feature atlas", shown: np.ndarray | None = None, note: str = "") -> dict:  # fmt: skip
-    """The page's data: per feature its position, cluster, label with its score and kind, whether it is
-    shown by default (`shown`; default every feature), frequency, a histogram of its activations,
-    nearest features by decoder cosine and top prompts (token ids and activations); the prompts'
-    tokens once; a word index (whole word -> the features it predicts best); `note`, the line that
-    says what is set aside."""
+               title: str = "SAE feature atlas", shown: np.ndarray | None = None, note: str = "",
+               per_band: int = 1, draws: dict | None = None) -> dict:  # fmt: skip
+    """The page's data: per feature its position, cluster, label with its score, held-out prompts and
+    kind, whether it is shown by default (`shown`; default every feature), frequency, and what its
+    card shows (`profile.feature_profile`): the activation density by kind of position, its
+    `n_examples` top prompts and `per_band` from each quantile band (each prompt's activations at
+    every position, padding included, position -> value), the features that co-fire with it, the
+    vocabulary tokens that light it alone; its nearest features by decoder cosine; the prompts'
+    tokens once (with their padding count); a word index (whole word -> the features it predicts
+    best); `note`, the line that says what is set aside. `draws` (feature -> HTML) fills each card's
+    "what it draws" slot; none by default."""
+    from snce_lib.atlas.profile import feature_profile
+
     shown = np.ones(atlas.n_latents, dtype=bool) if shown is None else np.asarray(shown, dtype=bool)
-    codes = atlas.codes
     w = torch.nn.functional.normalize(w_dec.detach().float(), dim=1)
     near = torch.topk(w @ w.T - 2 * torch.eye(len(w)), min(n_near, len(w) - 1), dim=1).indices.tolist()
-    # every firing once: (feature, prompt, value), grouped by feature in one sort (no pass per feature)
-    mask = codes.mask()
-    prompt_of = torch.arange(len(codes.prompts)).view(-1, 1, 1).expand_as(codes.indices)
-    on = (codes.values > 0) & mask.unsqueeze(-1)
-    feat, prm, val = codes.indices[on].long(), prompt_of[on], codes.values[on]
-    order = torch.argsort(
-        feat * 4.0 * (float(val.max()) + 1 if len(val) else 1) - val
-    )  # feature, then value descending
-    feat, prm, val = feat[order], prm[order], val[order]
-    starts = torch.searchsorted(feat, torch.arange(atlas.n_latents + 1)).tolist()
     used: dict[int, int] = {}
+
+    def ref(e: dict) -> list:  # an example as [prompt ref, [[position, value], ...], peak, peak position]
+        used.setdefault(e["prompt"], len(used))
+        acts = [[j, round(a, 2)] for j, a in sorted(e["acts"].items())]  # two decimals: the page shades, prints none
+        return [used[e["prompt"]], acts, e["peak"], e["position"]]
+
     feats = []
     for f in range(atlas.n_latents):
-        lo, hi = starts[f], starts[f + 1]
-        acts = val[lo:hi].numpy()
-        rows, seen = [], set()
-        for p, v in zip(prm[lo:hi].tolist(), acts.tolist()):  # strongest firing first: each prompt once
-            if p in seen:
-                continue
-            seen.add(p)
-            used.setdefault(p, len(used))
-            per = (codes.values[p] * (codes.indices[p] == f)).sum(-1)[codes.real[p]]
-            rows.append([used[p], [round(float(a), 3) for a in per], round(v, 3)])
-            if len(rows) == n_examples:
-                break
-        hist = np.histogram(acts, bins=16)[0].tolist() if len(acts) else []
+        prof = feature_profile(atlas, f, labels, n_top=n_examples, per_band=per_band)
         lab = labels[f]
         feats.append({"x": round(float(layout.xy[f, 0]), 3), "y": round(float(layout.xy[f, 1]), 3),
                       "c": int(layout.cluster[f]), "label": lab.label, "status": lab.status, "freq": lab.frequency,
-                      "kind": lab.kind, "lscore": lab.score, "shown": bool(shown[f]),
-                      "top": lab.top_tokens, "near": near[f], "ex": rows, "hist": hist,
-                      "hmax": round(float(acts.max()), 3) if len(acts) else 0.0,
+                      "kind": lab.kind, "lscore": lab.score, "held": lab.held_out, "trigger": lab.trigger,
+                      "shown": bool(shown[f]), "top": lab.top_tokens, "near": near[f],
+                      "ex": [ref(e) for e in prof["top"]], "n_prompts": prof["prompts"],
+                      "bands": [[q["band"], q["lo"], q["hi"], [ref(e) for e in q["examples"]]] for q in prof["quantiles"]],
+                      "dens": prof["density"], "co": [[g, round(j, 2), round(sh, 2)] for g, j, sh in prof["cofire"]],
+                      "vocab": None if prof["vocab"] is None else [[t, round(a, 2)] for t, a in prof["vocab"]],
+                      "draws": (draws or {}).get(f),
                       "score": float(concept_score[f]) if concept_score is not None else None})  # fmt: skip
     prompts = [None] * len(used)
+    codes = atlas.codes
     for p, i in used.items():
-        prompts[i] = [clean(atlas.token(t)) for t in codes.token_ids[p][codes.real[p]].tolist()]
+        prompts[i] = [[clean(atlas.token(t)) for t in codes.token_ids[p][codes.real[p]].tolist()],
+                      int(codes.pad[p].sum())]  # fmt: skip
     return {"title": title, "map": layout.name, "features": feats, "prompts": prompts, "note": note,
             "clusters": {str(k): v for k, v in layout.names.items()}, "words": {w: [f for f, _ in v] for w, v in word_features(atlas).items()}}  # fmt: skip
 
@@ -118,7 +117,8 @@ body{font-family:sans-serif;margin:8px;color:#222} #top{display:flex;gap:12px;al
 #main{display:flex;gap:12px;flex-wrap:wrap;align-items:flex-start} #mapbox{flex:1 1 360px;max-width:640px;min-width:0}
 #map{display:block;width:100%;height:auto;border:1px solid #ccc;background:#fafafa} #card{flex:1 1 320px;min-width:0;font-size:14px}
 circle{cursor:pointer} circle.hit{stroke:#000;stroke-width:2} .cl{font-size:11px;fill:#333;pointer-events:none}
-.tok{padding:1px 2px;border-radius:3px} #hover{color:#555;height:1.2em} #note{color:#555;font-size:13px}
+.tok{padding:1px 2px;border-radius:3px} .tok.pad{display:inline-block;width:7px;height:1em;padding:0;margin:0 1px;vertical-align:middle}
+.padrun{color:#999;font-size:11px} .ex{margin:3px 0;line-height:1.7} #card>div{margin:4px 0} #hover{color:#555;height:1.2em} #note{color:#555;font-size:13px}
 </style></head><body>
 <h3>__TITLE__</h3>
 <div id="top">colour by <select id="colour"><option value="c">cluster</option><option value="f">frequency</option>
@@ -152,7 +152,7 @@ F.forEach(f => { if (f.c >= 0) { const k = cent[f.c] || (cent[f.c] = [0, 0, 0]);
 for (const [c, k] of Object.entries(cent)) {
   const t = document.createElementNS(NS, "text"); t.setAttribute("class", "cl"); t.setAttribute("text-anchor", "middle");
   t.textContent = D.clusters[c] || ""; svg.appendChild(t);
-  // a name centred on its cluster, moved inwards where it would run past the map's edge (UMAP puts
+  // a name centred on its cluster, moved inwards where it would run past the map's edge (a map puts
   // clusters anywhere, and the drawn box is all a reader sees)
   const w = t.getComputedTextLength ? t.getComputedTextLength() : 6 * t.textContent.length;
   t.setAttribute("x", Math.min(Math.max(px(k[0] / k[2]), 4 + w / 2), 636 - w / 2));
@@ -177,24 +177,58 @@ function colour(by) {
 document.getElementById("colour").addEventListener("change", e => colour(e.target.value));
 colour("c");
 function esc(s) { return String(s).replace(/[&<>"]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c])); }
+const KC = {content: "#e8590c", function: "#1c7ed6", end_pad: "#868e96"};
+const KN = {content: "content words", function: "function words", end_pad: "end token and padding"};
+// one prompt as the encoder reads it: tokens, then padding (a narrow cell a position; a silent run is one grey cell)
+function row(e, vmax) {
+  const [p, acts, peak, at] = e, toks = D.prompts[p][0], npad = D.prompts[p][1], A = {};
+  for (const [j, a] of acts) A[j] = a;
+  const cell = (j, t, pad) => { const a = A[j] || 0, al = Math.min(1, a / vmax).toFixed(2);
+    return "<span class='tok" + (pad ? " pad" : "") + "' title='" + (j + 1) + " " + (pad ? "padding" : esc(t)) + ": " + a.toFixed(3)
+      + "' style='background:rgba(255,80,0," + al + ")" + (j === at ? ";outline:2px solid #b00" : "") + "'>" + (pad ? "" : esc(t)) + "</span>"; };
+  let h = toks.map((t, j) => cell(j, t, false)).join(" "), j = toks.length;
+  const end = toks.length + npad;
+  while (j < end) { let r = j; while (r < end && !(A[r] > 0)) r++;
+    if (r - j >= 3) { h += " <span class='padrun' title='positions " + (j + 1) + "-" + r + ": padding, silent'>[PAD]&times;" + (r - j) + "</span>"; j = r; }
+    else { h += " " + cell(j, "", true); j++; } }
+  return "<div class='ex'><b>" + peak.toFixed(2) + "</b> " + h + "</div>";
+}
+// activation density: bars by activation (x), log10(1 + positions) high (y), split by kind of position
+function density(d) {
+  const ks = Object.keys(KC), n = d.bins, tot = [];
+  for (let j = 0; j < n; j++) tot.push(ks.reduce((s, k) => s + ((d.counts[k] || [])[j] || 0), 0));
+  const top = Math.max(1, Math.log10(Math.max(...tot)) + 0.2), W = 280, H = 76, L = 34, B = 86;
+  let h = "<svg class='dens' width='320' height='106'>";
+  for (let e = 0; e <= Math.floor(top); e++) { const y = B - H * e / top;
+    h += "<line x1='" + L + "' x2='" + (L + W) + "' y1='" + y + "' y2='" + y + "' stroke='#eee'/><text x='" + (L - 3) + "' y='" + (y + 3) + "' font-size='9' text-anchor='end'>" + Math.pow(10, e) + "</text>"; }
+  for (let j = 0; j < n; j++) { if (!tot[j]) continue; const bh = H * Math.log10(1 + tot[j]) / top; let y = B - bh;
+    for (const k of ks) { const c = (d.counts[k] || [])[j] || 0; if (!c) continue; const hh = bh * c / tot[j];
+      h += "<rect x='" + (L + j * W / n) + "' y='" + y + "' width='" + Math.max(W / n - 1, 1) + "' height='" + hh + "' fill='" + KC[k] + "'><title>" + KN[k] + ": " + c + "</title></rect>"; y += hh; } }
+  h += "<text x='" + L + "' y='102' font-size='9'>" + d.lo.toFixed(2) + "</text><text x='" + (L + W) + "' y='102' font-size='9' text-anchor='end'>"
+    + d.hi.toFixed(2) + "</text><text x='" + (L + W / 2) + "' y='102' font-size='9' text-anchor='middle'>activation (SAE units)</text>"
+    + "<text x='9' y='48' font-size='9' text-anchor='middle' transform='rotate(-90 9 48)'>positions (log)</text></svg>";
+  return h + "<div style='font-size:11px'>" + ks.map(k => "<span style='color:" + KC[k] + "'>&#9632;</span> " + KN[k]).join(" ") + "</div>";
+}
 function card(i) {
   const f = F[i];
-  let h = "<h4>feature " + i + ": " + esc(f.label) + "</h4><div>" + f.status + " " + esc(f.kind.replace("_", "/"))
-    + " feature, fires on " + (100 * f.freq).toFixed(3) + "% of positions; label score (F1 on held-out prompts): "
-    + (f.lscore === null ? "none" : f.lscore.toFixed(2)) + "; strongest on: "
-    + f.top.map(t => esc(t[0]) + " (" + t[1] + ")").join(", ") + "</div>";
-  for (const [p, acts, best] of f.ex) {
-    const vmax = Math.max(...acts, 1e-6);
-    h += "<div style='margin:4px 0'><b>" + best.toFixed(2) + "</b> " + D.prompts[p].map((t, j) =>
-      "<span class='tok' style='background:rgba(255,140,0," + (acts[j] / vmax).toFixed(2) + ")'>" + esc(t) + "</span>").join(" ") + "</div>";
-  }
-  if (f.hist.length) {
-    const m = Math.max(...f.hist);
-    h += "<div>activations where it fires (0 to " + f.hmax + ")</div><svg width='320' height='80'>" + f.hist.map((v, j) =>
-      "<rect x='" + (j * 20) + "' y='" + (78 - 76 * v / m) + "' width='18' height='" + (76 * v / m) + "' fill='#f80'></rect>").join("") + "</svg>";
-  }
+  let h = "<h4>feature " + i + ": " + esc(f.label) + "</h4><div id='label'>" + f.status + " " + esc(f.kind.replace("_", "/"))
+    + " feature, fires on " + (100 * f.freq).toFixed(3) + "% of positions; label score (F1 on " + f.held + " held-out prompts): "
+    + (f.lscore === null ? "none" : f.lscore.toFixed(2)) + (f.trigger ? "; fires hardest on <b>" + esc(f.trigger) + "</b>" : "")
+    + "; strongest on: " + f.top.map(t => esc(t[0]) + " (" + t[1] + ")").join(", ") + "</div>";
+  if (f.dens.firings) h += "<div id='density'><b>Activation density</b> (" + f.dens.firings + " firing positions)<br>" + density(f.dens) + "</div>";
+  const vmax = f.ex.length ? Math.max(f.ex[0][2], 1e-6) : 1;
+  h += "<div id='top'><b>Top activations</b>" + f.ex.map(e => row(e, vmax)).join("") + "</div><div id='bands'>";
+  for (const [band, lo, hi, exs] of f.bands)
+    h += "<div><b>Quantile " + band + "</b> of the " + f.n_prompts + " prompts it fires in (peaks " + lo.toFixed(2) + "-" + hi.toFixed(2) + ")</div>" + exs.map(e => row(e, vmax)).join("");
+  h += "</div><div id='cofire'><b>Co-fires with</b> (on words and the end token; share of its firings, Jaccard): "
+    + (f.co.length ? f.co.map(([g, j, s]) => "<a href='#' onclick='card(" + g + ");return false'>" + g + "</a> (" + esc(F[g].label) + "; "
+      + Math.round(100 * s) + "%, " + j.toFixed(2) + ")").join(", ") : "<i>none</i>") + "</div>";
+  h += "<div id='vocab'><b>Vocabulary alone</b> (each token as a one-word prompt): " + (f.vocab === null ? "<i>not computed</i>"
+    : f.vocab.length ? f.vocab.map(([t, a]) => esc(t) + " (" + a.toFixed(2) + ")").join(", ") : "<i>no single token lights it</i>") + "</div>";
   h += "<div>nearest by decoder cosine: " + f.near.map(n => "<a href='#' onclick='card(" + n + ");return false'>" + n
     + "</a> (" + esc(F[n].label) + ")").join(", ") + "</div>";
+  // the "what it draws" slot: an image strip, when the page's data carries one for this feature
+  h += "<div id='draws'>" + (f.draws || "") + "</div>";
   document.getElementById("card").innerHTML = h;
   dots.forEach(d => d.classList.remove("hit")); dots[i].classList.add("hit");
   fitFrame();

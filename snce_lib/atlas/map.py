@@ -1,4 +1,4 @@
-"""The atlas: a dictionary's codes over a sample of prompts, and its map (decoder UMAP)."""
+"""The atlas: a dictionary's codes over a sample of prompts, each feature's firings and per-prompt peaks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from snce_lib.concepts.codes import PromptCodes, firing_frequency, prompt_codes
-from snce_lib.concepts.positions import special_ids, whole_words
+from snce_lib.concepts.positions import Firings, prompt_peaks, sorted_firings, special_ids, whole_words
 from snce_lib.models.encoders import TextEncoder
 from snce_lib.sae.model import TopKSAE
 
@@ -23,6 +23,8 @@ class Atlas:
     n_latents: int
     special_ids: tuple = ()
     """The tokenizer's special tokens (end, separator, padding): end-or-padding positions."""
+    vocab: object = field(default=None, repr=False)
+    """`vocab.VocabTop`: the vocabulary tokens that light each feature alone (None: not computed)."""
     _words: object = field(default=None, repr=False)
     cache: dict = field(default_factory=dict, repr=False)
     """Things computed once an atlas (the search index)."""
@@ -36,6 +38,18 @@ class Atlas:
         if self._words is None:
             self._words = whole_words(self.codes, self.token, self.special_ids)
         return self._words
+
+    def firings(self) -> Firings:
+        """Every firing, grouped by feature, strongest first (`positions.sorted_firings`), made once."""
+        if "firings" not in self.cache:
+            self.cache["firings"] = sorted_firings(self.codes)
+        return self.cache["firings"]
+
+    def peaks(self) -> Firings:
+        """Each prompt's peak per feature, strongest first (`positions.prompt_peaks`), made once."""
+        if "peaks" not in self.cache:
+            self.cache["peaks"] = prompt_peaks(self.codes, firings=self.firings())
+        return self.cache["peaks"]
 
 
 def build_atlas(encoder: TextEncoder, sae: TopKSAE, prompts: Sequence[str], progress: bool = True) -> Atlas:

@@ -1,14 +1,24 @@
-"""Where a feature fires: every position of a prompt is BOS, end-or-padding, a function word or
+"""Where a feature fires: every encoded position of a prompt is end-or-padding, a function word or
 punctuation, or a content word, and its word pieces are joined into the whole word it belongs to.
 
 A busy dictionary spends many features on positions that carry no concept: the padding after a
 prompt (76 - length positions of SD's 77, the most numerous by far), the end token, and words such
 as "a", "of" and ",". Labelled by the tokens they fire on, those features lead every table
-("[PAD], brutally, herd"). Classifying each feature by where most of its firings fall lets the atlas
-show the content features by default and say how many it set aside, and why.
+("[PAD], brutally, herd"). Classifying each feature by where it is strong lets the atlas show the
+content features by default and say how many it set aside, and why.
+
+A feature's kind is decided by where it is **strong**, not by where most of its firings fall: over
+the positions where it is among the `STRONG` largest activations of the position (the same notion
+of strong that names its label, `atlas.labels`), the kind of position that holds the most of its
+activation. Counting firings instead hid word features with a weak padding tail: a feature that
+fires at 4.9 on "car" and at 0.3 on the padding of many prompts fires mostly on padding, yet it is
+a "car" feature; on padding, other features are stronger, so its tail does not vote. A feature that
+is never among any position's strongest is classified by its per-prompt peaks: the largest
+activation of each prompt, where it falls, those that reach `STRONG_SHARE` of its top (the mean of
+its `TOP_PEAKS` highest) voting with their activation.
 
 BOS (position 0) is never encoded: it is the same vector for every prompt, so it is left out of
-training and of every statistic (PromptCodes start at position 1); its count is zero by construction.
+training and of every statistic (PromptCodes start at position 1), and no feature can fire there.
 """
 
 from __future__ import annotations
@@ -19,10 +29,9 @@ import numpy as np
 
 from snce_lib.concepts.codes import PromptCodes
 
-KINDS = ("bos", "end_pad", "function", "content")
-BOS, END_PAD, FUNCTION, CONTENT = range(4)
+KINDS = ("end_pad", "function", "content")
+END_PAD, FUNCTION, CONTENT = range(3)
 WHY = {
-    "bos": "the start token (never encoded: the same for every prompt)",
     "end_pad": "the end token and the padding after the prompt",
     "function": "function words and punctuation (a, of, with, ',')",
     "content": "content words",
@@ -111,12 +120,84 @@ def whole_words(codes: PromptCodes, token_string, special_ids=()) -> Words:
     return Words(word, kind, list(vocab))
 
 
+#: A feature is strong at a position when it is among the position's STRONG largest activations.
+STRONG = 4
+#: A feature never strong anywhere: a per-prompt peak votes on its kind when it reaches this share of its top ...
+STRONG_SHARE = 0.5
+#: ... the mean of its TOP_PEAKS highest peaks (fewer where it fires in fewer prompts).
+TOP_PEAKS = 5
+
+
+@dataclass
+class Firings:
+    """Firings grouped by feature, strongest first. The order is an exact sort of the stored float32
+    values (no combined float key, which rounds close values together). 1-d arrays, one entry a
+    firing (`sorted_firings`) or a prompt's peak (`prompt_peaks`)."""
+
+    feature: np.ndarray
+    prompt: np.ndarray
+    position: np.ndarray
+    """Index into the codes' positions (token position - 1)."""
+    value: np.ndarray
+    starts: np.ndarray
+    """[n_latents + 1]: feature f's entries are `starts[f]:starts[f + 1]`."""
+
+    def of(self, feature: int) -> slice:
+        return slice(int(self.starts[feature]), int(self.starts[feature + 1]))
+
+    def rank(self) -> np.ndarray:
+        """Each entry's place within its feature's entries (0: its strongest)."""
+        return np.arange(len(self.feature)) - self.starts[self.feature]
+
+    def of_prompts(self, prompts: np.ndarray) -> Firings:
+        """The entries of the given prompts (a mask over all), in the same order."""
+        keep = np.asarray(prompts, dtype=bool)[self.prompt]
+        feature = self.feature[keep]
+        starts = np.searchsorted(feature, np.arange(len(self.starts))).astype(np.int64)
+        return Firings(feature, self.prompt[keep], self.position[keep], self.value[keep], starts)
+
+
+def sorted_firings(codes: PromptCodes, prompts: np.ndarray | None = None) -> Firings:
+    """Every firing after BOS (padding included) of the given prompts (default all): feature
+    ascending, then value descending."""
+    import torch
+
+    sel = torch.ones(len(codes.prompts), dtype=torch.bool) if prompts is None else torch.as_tensor(prompts)
+    on = (codes.values > 0) & (codes.mask() & sel.view(-1, 1)).unsqueeze(-1)
+    shape = codes.indices.shape
+    prompt = torch.arange(shape[0], dtype=torch.int32).view(-1, 1, 1).expand(shape)[on]
+    position = torch.arange(shape[1], dtype=torch.int32).view(1, -1, 1).expand(shape)[on]
+    feature, value = codes.indices[on].to(torch.int32), codes.values[on]
+    order = torch.sort(value, descending=True, stable=True).indices  # two stable sorts: exact
+    order = order[torch.sort(feature[order], stable=True).indices]
+    feature = feature[order]
+    starts = torch.searchsorted(feature, torch.arange(codes.n_latents + 1, dtype=torch.int32))
+    return Firings(feature.numpy(), prompt[order].numpy(), position[order].numpy(), value[order].numpy(),
+                   starts.numpy().astype(np.int64))  # fmt: skip
+
+
+def prompt_peaks(codes: PromptCodes, prompts: np.ndarray | None = None, firings: Firings | None = None) -> Firings:
+    """Each feature's peak (its largest activation, and where) in every prompt of the given ones
+    where it fires, strongest first per feature. `firings`: `sorted_firings` of the same prompts."""
+    fi = firings if firings is not None else sorted_firings(codes, prompts)
+    # in that order the first firing of each (feature, prompt) is the prompt's peak
+    key = fi.feature.astype(np.int64) * len(codes.prompts) + fi.prompt
+    _, first = np.unique(key, return_index=True)
+    first.sort()
+    feature = fi.feature[first]
+    starts = np.searchsorted(feature, np.arange(codes.n_latents + 1))
+    return Firings(feature, fi.prompt[first], fi.position[first], fi.value[first], starts.astype(np.int64))
+
+
 @dataclass
 class FeatureKinds:
     kind: np.ndarray
-    """Per feature: index into KINDS of where most of its firings fall; -1 if it never fires."""
+    """Per feature: index into KINDS of where its strongest firings fall; -1 if it never fires."""
     shares: np.ndarray
-    """[features, len(KINDS)]: the share of each feature's firings on each kind of position."""
+    """[features, len(KINDS)]: the share of each feature's firings (a count) on each kind of position."""
+    strength: np.ndarray | None = None
+    """[features, len(KINDS)]: the share of each feature's activation where it is strong (module
+    doc) on each kind of position; the kind is its largest."""
 
     def names(self) -> list[str]:
         return ["dead" if k < 0 else KINDS[k] for k in self.kind]
@@ -124,27 +205,64 @@ class FeatureKinds:
     def content(self) -> np.ndarray:
         return self.kind == CONTENT
 
+    def by_count(self) -> np.ndarray:
+        """The kind a count of firings would give (where most firings fall; content first among
+        equals), as the atlas once classified features: for comparison. -1 if it never fires."""
+        return np.where(self.kind < 0, -1, _largest(self.shares))
 
-def feature_kinds(codes: PromptCodes, words: Words) -> FeatureKinds:
-    """Classify each feature by the kind of position most of its firings fall on (content wins a tie)."""
+
+def _largest(shares: np.ndarray) -> np.ndarray:
+    """Argmax per row with content first among equals (argmax picks the first: search from the content end)."""
+    return ((len(KINDS) - 1) - np.argmax(shares[:, ::-1], axis=1)).astype(np.int64)
+
+
+def feature_kinds(codes: PromptCodes, words: Words, prompts: np.ndarray | None = None,
+                  strong_share: float = STRONG_SHARE, peaks: Firings | None = None) -> FeatureKinds:  # fmt: skip
+    """Classify each feature by where it is strong (module doc), over the given prompts (default
+    all; the atlas passes the half that makes labels). `peaks`: `prompt_peaks` of the same prompts,
+    if already made."""
     import torch
 
-    mask = codes.mask()
+    if not 0 <= strong_share <= 1:
+        raise ValueError(f"strong_share must be in [0, 1], got {strong_share}")
+    sel = torch.ones(len(codes.prompts), dtype=torch.bool) if prompts is None else torch.as_tensor(prompts)
+    mask = codes.mask() & sel.view(-1, 1)
     on = (codes.values > 0) & mask.unsqueeze(-1)
+    nk = len(KINDS)
     kinds = torch.from_numpy(words.kind.astype(np.int64)).unsqueeze(-1).expand_as(codes.indices)
-    pair = codes.indices[on].long() * len(KINDS) + kinds[on]
-    counts = torch.bincount(pair, minlength=codes.n_latents * len(KINDS)).view(codes.n_latents, len(KINDS))
-    counts = counts.double().numpy()
+    pair = codes.indices[on].long() * nk + kinds[on]
+    counts = torch.bincount(pair, minlength=codes.n_latents * nk).view(codes.n_latents, nk).double().numpy()
     total = counts.sum(1)
     shares = counts / np.maximum(total, 1)[:, None]
-    # content first among equals: argmax picks the first maximum, so search from the content end
-    kind = (len(KINDS) - 1) - np.argmax(shares[:, ::-1], axis=1)
+    # where it is among a position's STRONG largest activations
+    vals, idx = codes.values[mask], codes.indices[mask].long()
+    order = torch.argsort(vals, dim=1, descending=True)[:, :STRONG]
+    top_v, top_i = vals.gather(1, order), idx.gather(1, order)
+    pos_kind = torch.from_numpy(words.kind.astype(np.int64))[mask].unsqueeze(1).expand_as(top_i)
+    lit = top_v > 0
+    strong_mass = torch.zeros(codes.n_latents * nk, dtype=torch.float64)
+    strong_mass.index_add_(0, top_i[lit] * nk + pos_kind[lit], top_v[lit].double())
+    strong_mass = strong_mass.view(codes.n_latents, nk).numpy()
+    # a feature never strong anywhere: its per-prompt peaks that reach a share of its top
+    pk = peaks if peaks is not None else prompt_peaks(codes, prompts)
+    value = pk.value.astype(np.float64)
+    first = pk.rank() < TOP_PEAKS
+    top = np.bincount(pk.feature[first], weights=value[first], minlength=codes.n_latents)
+    top /= np.maximum(np.bincount(pk.feature[first], minlength=codes.n_latents), 1)
+    strong = value >= strong_share * top[pk.feature]
+    where = words.kind[pk.prompt[strong], pk.position[strong]].astype(np.int64)
+    mass = np.bincount(pk.feature[strong] * nk + where, weights=value[strong],
+                       minlength=codes.n_latents * nk).reshape(codes.n_latents, nk)  # fmt: skip
+    weak = strong_mass.sum(1) == 0
+    mass = np.where(weak[:, None], mass, strong_mass)
+    strength = mass / np.maximum(mass.sum(1), 1e-30)[:, None]
+    kind = _largest(strength)
     kind[total == 0] = -1
-    return FeatureKinds(kind.astype(np.int64), shares)
+    return FeatureKinds(kind, shares, strength)
 
 
 def kind_summary(kinds: FeatureKinds) -> dict:
-    """How many features fire mostly on each kind of position, and their share of the live ones."""
+    """How many features are strongest on each kind of position, and their share of the live ones."""
     names = kinds.names()
     live = sum(n != "dead" for n in names)
     counts = {k: sum(n == k for n in names) for k in (*KINDS, "dead")}
@@ -159,9 +277,9 @@ def kind_summary(kinds: FeatureKinds) -> dict:
 def describe_set_aside(summary: dict) -> str:
     """One sentence: how many features are shown (content) and how many are set aside, and why."""
     c, live = summary["counts"], summary["live"]
-    parts = [f"{c[k]} ({c[k] / max(live, 1):.0%}) fire mostly on {WHY[k]}" for k in ("end_pad", "function")]
+    parts = [f"{c[k]} ({c[k] / max(live, 1):.0%}) are strongest on {WHY[k]}" for k in ("end_pad", "function")]
     return (f"showing {c['content']} content features ({c['content'] / max(live, 1):.0%} of {live} live); "
-            f"set aside: {'; '.join(parts)}; {c['bos']} on BOS ({WHY['bos']}); {c['dead']} never fire")  # fmt: skip
+            f"set aside: {'; '.join(parts)}; {c['dead']} never fire")  # fmt: skip
 
 
 def special_ids(encoder) -> tuple[int, ...]:

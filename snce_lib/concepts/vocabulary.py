@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,10 @@ class VocabularyCodes:
     values: torch.Tensor
     indices: torch.Tensor
     n_latents: int
+    seconds: float = 0.0
+    """How long the pass took when it was computed (a cache read keeps that figure)."""
+    cached: bool = False
+    """True when read from the cache beside the SAE."""
 
     def activations(self, latent: int) -> np.ndarray:
         """Each word's activation of `latent` on its own. [N]"""
@@ -89,13 +94,17 @@ def vocabulary_codes(encoder, sae: TopKSAE, batch_size: int = 2048, progress: bo
     cache = Path(cache_dir) / f"vocabulary_{fingerprint(sae)}.safetensors" if cache_dir and only is None else None
     if cache is not None and cache.exists() and cache.with_suffix(".json").exists():
         t = load_file(str(cache))
-        words = json.loads(cache.with_suffix(".json").read_text())["words"]
-        return VocabularyCodes(words, t["token_ids"].numpy(), t["features"], t["values"], t["indices"],
-                               sae.cfg.n_latents)  # fmt: skip
+        meta = json.loads(cache.with_suffix(".json").read_text())
+        return VocabularyCodes(meta["words"], t["token_ids"].numpy(), t["features"], t["values"], t["indices"],
+                               sae.cfg.n_latents, float(meta.get("seconds", 0.0)), cached=True)  # fmt: skip
+    t0 = time.perf_counter()
     pairs = vocabulary_words(encoder)
     if only is not None:
         keep = set(only)
         pairs = [p for p in pairs if p[0] in keep]
+    if not pairs:
+        raise ValueError(f"no whole word of the vocabulary of {encoder.encoder_id} to read"
+                         + (f" among only={list(only)[:5]}" if only is not None else ""))
     bos, eos = _bos_eos(encoder)
     feats, vals, idxs = [], [], []
     for s in tqdm(range(0, len(pairs), batch_size), desc="read the vocabulary", disable=not progress):
@@ -106,10 +115,10 @@ def vocabulary_codes(encoder, sae: TopKSAE, batch_size: int = 2048, progress: bo
         vals.append(v.float().cpu())
         idxs.append(i.to(torch.int32).cpu())
     out = VocabularyCodes([w for w, _ in pairs], np.array([t for _, t in pairs]), torch.cat(feats), torch.cat(vals),
-                          torch.cat(idxs), sae.cfg.n_latents)  # fmt: skip
+                          torch.cat(idxs), sae.cfg.n_latents, round(time.perf_counter() - t0, 2))  # fmt: skip
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_save_safetensors(cache, {"token_ids": torch.from_numpy(out.token_ids), "features": out.features,
                                         "values": out.values, "indices": out.indices})  # fmt: skip
-        atomic_write_text(cache.with_suffix(".json"), json.dumps({"words": out.words}))
+        atomic_write_text(cache.with_suffix(".json"), json.dumps({"words": out.words, "seconds": out.seconds}))
     return out
