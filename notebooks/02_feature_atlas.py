@@ -71,6 +71,7 @@ P = wb.setup()
 sample = wb.training_prompts(P)[: P.atlas_prompts]
 encoder = wb.ensure_encoder(P)
 sae = wb.ensure_sae(P, encoder)
+wb.announce(P, "atlas")
 # show="all" keeps every live feature in the atlas; vocab_dir caches the vocabulary pass beside the SAE
 ex = explore(encoder, sae, sample, concept="nudity", vocab_dir=P.run_dir / "sae")
 atlas, labels, kinds = ex.atlas, ex.labels, ex.kinds
@@ -308,6 +309,120 @@ table.pivot(index="concept", columns="ranking", values="hit").astype(int).join(
     table[table.ranking == DEFAULT_DISCOVERY].set_index("concept")["top 3"].rename(f"top 3 by {DEFAULT_DISCOVERY}")
 )
 
+# %% [markdown]
+# ## From a word to a concept
+# Naming a word is not finding a concept. Prompts say a concept in many words ("a downpour",
+# "drizzle on the glass", "a thunderstorm"), and a feature that fires on "rain" misses most of them.
+# Three detectors, each made from the same eight prompts:
+# - the **top-1 feature** of the default lens (above);
+# - a **family**: a dense probe (logistic regression on the block's features averaged over each
+#   prompt) is fitted on the eight prompts. It scores every whole word of the encoder's vocabulary
+#   on its own (one pass per SAE, cached beside it, the same pass as the cards' "vocabulary
+#   alone"). The features that carry the probe's direction most on its 80 highest words, and on the
+#   examples' own words, form the family; any that fires as much on the counterexamples is dropped.
+#   A prompt's family score is the sum of its members' largest activations, each weighted by how
+#   much of the probe's direction its decoder row carries. The recipe (80 words, one feature a
+#   word, largest activation, probe weights) was chosen on notebook 03's concept/deconcept pairs
+#   (`benchmarks/discovery_recipe.py`), never on the prompts this notebook measures it on;
+# - the **dense probe** itself, as a reference: what the block holds, whether or not the dictionary
+#   gives it one feature.
+#
+# **Coverage** comes first: in how many of the examples each candidate fires, and on which words.
+# "Fires in 4 of 4, on rainy, storm, rain, blizzard" is a concept; "1 of 4, on rainy" is a word.
+
+# %%
+from snce_lib.concepts.codes import prompt_codes
+from snce_lib.concepts.family import coverage, find_family, fit_concept_probe
+from snce_lib.concepts.positions import encoder_words
+from snce_lib.concepts.vocabulary import vocabulary_codes
+from snce_lib.workbook.widgets import concept_tester
+
+vocab = vocabulary_codes(encoder, sae, cache_dir=P.run_dir / "sae")  # read from the cache the atlas wrote
+probe = fit_concept_probe(encoder, rain, calm, sae.cfg.layer or None)
+family = find_family(encoder, sae, rain, calm, vocab, probe=probe)
+top1 = found[DEFAULT_DISCOVERY].top(1)[0]
+print(f"the probe's 15 highest words of {len(vocab.words):,}:", ", ".join(family.words[:15]))
+print(
+    f"family: {len(family.latents)} features; the top-1 feature is {'' if top1 in family.latents else 'not '}one of them"
+)
+rain_codes = prompt_codes(encoder, sae, rain)
+weight = dict(zip(family.latents, family.weights))
+display(pd.DataFrame([{"feature": with_label(r["latent"], labels), "role": "top-1" if r["latent"] == top1 else "family",
+                       "family weight": round(weight.get(r["latent"], 0.0), 3),
+                       "fires in": f"{r['prompts']} of {r['of']} examples", "on the words": ", ".join(r["words"][:6])}
+                      for r in coverage(rain_codes, encoder_words(encoder, rain_codes),
+                                        list(dict.fromkeys([top1, *family.latents[:9]])))]))  # fmt: skip
+
+# %% [markdown]
+# ### Test it
+# Type fresh prompts, one a line (some that say the concept in other words, some that do not, a
+# look-alike or two), and press *score*: the top-1 feature's largest activation, the family's
+# score and the dense probe's, side by side. The table after the box is the same function on the
+# prompts already typed in, so this page shows it without a running kernel.
+
+# %%
+fresh = ["drizzle on a car windshield", "a thunderstorm over the city", "fog rolling over wet hills",
+         "a dry desert at noon", "a storm of applause in a theatre", "a snowman made by children"]  # fmt: skip
+display(concept_tester(encoder, sae, top1, family, probe, prompts="\n".join(fresh), labels=labels))
+from snce_lib.concepts.family import concept_scores
+
+pd.DataFrame(concept_scores(encoder, sae, fresh, top1, family, probe)).set_index("prompt").round(2)
+
+# %% [markdown]
+# ### Does it generalise? Measured on prompts written for it
+# `data/discovery_generalisation.csv` holds, for each of the 12 discovery concepts, 12 prompts that
+# show it (at least 8 in words none of its examples use) and 12 that do not (3-4 look-alikes that
+# use a concept word in another sense, like "a storm of applause"), matched in mean word count so
+# that a padding feature cannot score by length. It was written once, before any measurement, and
+# nothing is tuned on it. Each detector is made from the concept's 8 discovery prompts alone and
+# scored by AUROC with a 95% bootstrap interval; at n = 12 + 12 a concept the intervals are wide.
+# Two references for a single feature: the **cross-fitted ceiling** (the best single feature chosen
+# on half of the fresh prompts, scored on the other half; mean of 20 random halves), and the same
+# with the labels shuffled, the chance level of that choice: among 1,536 features, the best on 12
+# prompts looks good on noise too. A feature chosen on all the fresh prompts and scored on them is
+# never shown as a ceiling: it measures that luck.
+
+# %%
+from snce_lib.concepts.generalisation import evaluate_generalisation, generalisation_table
+
+gen = evaluate_generalisation(encoder, sae, vocab)
+display(generalisation_table(gen))
+G = gen["summary"]
+names = {"top1": "top-1 feature", "family": "family", "probe": "dense probe",
+         "ceiling": "single-feature ceiling (cross-fitted)", "ceiling_shuffled": "the same, labels shuffled"}  # fmt: skip
+for d, what in names.items():
+    print(f"{what}: mean AUROC {G[d]['mean']:.3f}; at 0.8 or above on {G[d]['at_least_0.8']} of {G[d]['of']} concepts")
+print(f"the family {'reaches' if G['family']['at_least_0.8'] >= 10 else 'does not reach'} AUROC 0.8 on 10 of 12 "
+      f"concepts, and its mean is {'at or above' if G['family']['mean'] >= G['probe']['mean'] else 'below'} the dense probe's")  # fmt: skip
+
+# %% [markdown]
+# ## What a feature draws
+# A feature's words say what it reads; what it *does* shows in the pictures. The strip draws two
+# prompts (one that says its word, one that does not) with the same seed in each row: as they are, with the feature ablated where it fires
+# (notebook 04's edit, mode B at $\lambda = 1$), and with the feature boosted ($\alpha$ times its
+# decoder direction added at every position after BOS). Offline it draws with the toy pipeline,
+# whose text encoder is this notebook's MiniLM, so this SAE's features steer it; on Colab the same
+# call draws with Stable Diffusion. The strip goes into the feature's card, in the place the card
+# keeps for it. Here: the feature the word "red" predicts best. Images NudeNet flags stay blurred.
+
+# %%
+from snce_lib.evaluation.draws import feature_strip, strip_html
+
+pipe = wb.ensure_pipeline(P)
+hits = search_features(atlas, "red")
+drawn = hits[0][0] if hits else common
+steps, size = (15, None) if P.pipeline == "toy" else (P.steps, P.resolution)
+# one prompt that says the word (ablation has something to remove) and one that does not; the boost
+# is twice the feature's largest activation in the atlas sample
+shown_prompts = ["a small red square on a black background", "a large circle on a white background"]
+typical = float(atlas.codes.max_activation([drawn])[0].max())
+strip = feature_strip(
+    pipe, encoder, sae, drawn, shown_prompts, seeds=[3, 4], typical=typical, steps=steps, resolution=size
+)
+display(HTML(feature_card(atlas, drawn, n=3, labels=labels, draws=strip_html(strip, labels[drawn].label))["html"]))
+print(f"feature {with_label(drawn, labels)}: ablated changes the images by {np.mean(strip.changed('ablated')):.2f} / 255 "
+      f"(it fires in {sum(strip.fired)} of 2); boosted by {strip.alpha:.2f}: {np.mean(strip.changed('boosted')):.2f} / 255")  # fmt: skip
+
 # %%
 naked, painting = ({f for f, _ in search_features(atlas, w)} for w in ("naked", "painting"))
 concept_clusters = {int(L.cluster[f]) for f in nudity_content}
@@ -318,7 +433,8 @@ wb.record(P, "atlas", {"prompts": len(sample), "never_fire": never, "latents": s
                        "vocabulary_pass": {"tokens": V.n_tokens, "seconds": V.seconds},
                        "clusters": [L.names[c] for c in sorted(L.names)],
                        "busiest_content": {f: labels[f].label for f in busiest_content},
-                       "discovery": {"n": disc["n"], "top": disc["top"], "hit_rate": disc["hit_rate"]}})  # fmt: skip
+                       "discovery": {"n": disc["n"], "top": disc["top"], "hit_rate": disc["hit_rate"]},
+                       "generalisation": G, "drawn": {"feature": int(drawn), "alpha": strip.alpha}})  # fmt: skip
 
 # %% [markdown]
 # ## Questions

@@ -103,8 +103,10 @@ def vocabulary_codes(encoder, sae: TopKSAE, batch_size: int = 2048, progress: bo
         keep = set(only)
         pairs = [p for p in pairs if p[0] in keep]
     if not pairs:
-        raise ValueError(f"no whole word of the vocabulary of {encoder.encoder_id} to read"
-                         + (f" among only={list(only)[:5]}" if only is not None else ""))
+        raise ValueError(
+            f"no whole word of the vocabulary of {encoder.encoder_id} to read"
+            + (f" among only={list(only)[:5]}" if only is not None else "")
+        )
     bos, eos = _bos_eos(encoder)
     feats, vals, idxs = [], [], []
     for s in tqdm(range(0, len(pairs), batch_size), desc="read the vocabulary", disable=not progress):

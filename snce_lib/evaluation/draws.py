@@ -117,3 +117,20 @@ def strip_figure(strip: Strip, label: str = "", show_unsafe: bool | None = None)
     title = (f"What feature {name} draws: original | ablated where it fires (mode B, λ 1) | boosted "
              f"(+{strip.alpha:.2g} × its decoder direction after BOS); seeds {strip.seeds}")  # fmt: skip
     return image_grid(imgs, titles, ncols=3, title=title, show_unsafe=show_unsafe, size=1.9)
+
+
+def strip_html(strip: Strip, label: str = "", show_unsafe: bool | None = None) -> str:
+    """`strip_figure` as one inline PNG, for a feature card's "what it draws" slot (flagged images
+    stay blurred: the figure is drawn blurred before it is encoded)."""
+    import base64
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig = strip_figure(strip, label, show_unsafe)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode()
+    return (f"<b>What it draws</b> (original | ablated | boosted, seeds {strip.seeds}):<br>"
+            f"<img style='max-width:100%' src='data:image/png;base64,{data}'>")  # fmt: skip

@@ -156,6 +156,18 @@ def ensure_toy(p: Profile, progress: bool = True):
     return pipe, ToyDetector.load(), sae.requires_grad_(False)
 
 
+def ensure_pipeline(p: Profile):
+    """The profile's text-to-image pipeline alone: offline the toy pipeline (its encoder is the offline
+    MiniLM, so the offline SAE's features steer it), else SNCE_MODEL (Stable Diffusion on Colab)."""
+    if p.pipeline == "toy":
+        from snce_lib.models.toy.model import load_toy_pipeline
+
+        return load_toy_pipeline()
+    from snce_lib.models.pipelines import load_pipeline
+
+    return load_pipeline(p.model)
+
+
 @dataclass
 class EvalSetup:
     """What notebook 04's evaluation runs on: the pipeline, the protocol, and how quality is measured."""
@@ -182,8 +194,7 @@ def ensure_eval_setup(p: Profile, toy=None, detector=None) -> EvalSetup:
         return EvalSetup(toy, protocol, "toy", detector.features, None, 16)
     from snce_lib.evaluation.metrics import load_clip
     from snce_lib.models.encoders import pick_device
-    from snce_lib.models.pipelines import load_pipeline
 
     protocol = get_protocol("snce-paper", steps=p.steps, resolution=p.resolution)
     clip = load_clip("openai/clip-vit-base-patch32", pick_device())
-    return EvalSetup(load_pipeline(p.model), protocol, p.model, None, clip, 299)
+    return EvalSetup(ensure_pipeline(p), protocol, p.model, None, clip, 299)
