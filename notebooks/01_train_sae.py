@@ -235,8 +235,10 @@ for w in windows:
     print(f"window {w:>6,} tokens: {measured[w]:.1%} of latents silent throughout (mean over {n_win} "
           f"window{'s' if n_win > 1 else ''} of the {len(rows):,} rows); the frequencies predict "
           f"{expected_dead_share(freq, w):.1%}")  # fmt: skip
-book.reveal("dead share at a 4,096-token window",
-            f"{measured[4096]:.1%}" if 4096 in measured else f"not measured: {len(rows):,} rows kept")
+book.reveal(
+    "dead share at a 4,096-token window",
+    f"{measured[4096]:.1%}" if 4096 in measured else f"not measured: {len(rows):,} rows kept",
+)
 
 # %% [markdown]
 # "Dead" is a statement about a window, not about a latent: a rare latent is silent through a

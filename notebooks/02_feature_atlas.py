@@ -88,7 +88,9 @@ print(ex.describe())
 # ## Where is each feature strong?
 # Every encoded position of a prompt is one of three kinds: the end token and the padding after the
 # prompt, a function word or punctuation ("a", "of", "with", ","), or a content word. (BOS, position
-# 0, is never encoded: it is the same vector for every prompt.) A feature's kind is where its
+# 0, is left out of the SAE's training and of every statistic here, because the eraser never edits
+# it: in CLIP it is the same vector for every prompt; in MiniLM it attends to the whole prompt, as
+# notebook 01 shows, but it is not a word of it.) A feature's kind is where its
 # **strong** firings fall: for each prompt, the position of its largest activation there (its
 # peak); the peaks that reach half of the feature's top (the mean of its five highest) vote, each
 # with its activation, and the kind of position with the most wins. Counting firings instead would
@@ -248,13 +250,15 @@ display(notebook_frame(ex.page))
 #   one-word prompt, which names words the sample lacks;
 # - (a place is kept at the end for a strip of what it draws.)
 #
-# Below: a busy content feature and the two content features with the highest nudity score $s^c$
-# (eq. 5); then a browser: pick a feature, or type a word and press Enter to list the features it
+# Below: a busy content feature and the two content features that notebook 03's 1% tolerance ranks
+# highest for nudity ($s^c$ of eq. 5 among the features that fire on at most 1% of the deconcept
+# prompts' positions; $s^c$ alone ranks busy features first, since it never looks at the deconcept
+# prompts); then a browser: pick a feature, or type a word and press Enter to list the features it
 # predicts best.
 
 # %%
 common = busiest_content[5]
-nudity_content = [int(f) for f in np.argsort(-ex.concept_score) if kinds.content()[f]][:5]
+nudity_content = [f for f in ex.concept_tolerant if kinds.content()[f]][:5]
 for f in [common, *nudity_content[:2]]:
     display(HTML(feature_card(atlas, int(f), n=5, labels=labels)["html"]))
 display(feature_browser(atlas, start=nudity_content[0] if nudity_content else common, labels=labels))
@@ -327,6 +331,8 @@ table.pivot(index="concept", columns="ranking", values="hit").astype(int).join(
 # - the **dense probe** itself, as a reference: what the block holds, whether or not the dictionary
 #   gives it one feature.
 #
+# The demo below uses this notebook's rain/calm prompts above, not the weather examples of
+# `data/discovery_concepts.json` that the generalisation table scores, so its family differs.
 # **Coverage** comes first: in how many of the examples each candidate fires, and on which words.
 # "Fires in 4 of 4, on rainy, storm, rain, blizzard" is a concept; "1 of 4, on rainy" is a word.
 
@@ -376,11 +382,13 @@ pd.DataFrame(concept_scores(encoder, sae, fresh, top1, family, probe)).set_index
 # that a padding feature cannot score by length. It was written once, before any measurement, and
 # nothing is tuned on it. Each detector is made from the concept's 8 discovery prompts alone and
 # scored by AUROC with a 95% bootstrap interval; at n = 12 + 12 a concept the intervals are wide.
-# Two references for a single feature: the **cross-fitted ceiling** (the best single feature chosen
-# on half of the fresh prompts, scored on the other half; mean of 20 random halves), and the same
-# with the labels shuffled, the chance level of that choice: among 1,536 features, the best on 12
-# prompts looks good on noise too. A feature chosen on all the fresh prompts and scored on them is
-# never shown as a ceiling: it measures that luck.
+# Two references for a single feature: the **best single feature, cross-fitted** (the feature that
+# does best on half of the fresh prompts, scored on the other half; mean of 20 random halves), and
+# the same with the labels shuffled, the chance level of that choice. It is not an upper bound:
+# chosen on 6 + 6 prompts it is noisy and can fall below the top-1 feature. A feature chosen on all
+# the fresh prompts and scored on them is never shown: among 1,536 features, the best on 24 prompts
+# looks good on noise too. The target set for the family before any measurement was AUROC 0.8 or
+# above on 10 of the 12 concepts, with a mean at or above the dense probe's.
 
 # %%
 from snce_lib.concepts.generalisation import evaluate_generalisation, generalisation_table
@@ -389,11 +397,14 @@ gen = evaluate_generalisation(encoder, sae, vocab)
 display(generalisation_table(gen))
 G = gen["summary"]
 names = {"top1": "top-1 feature", "family": "family", "probe": "dense probe",
-         "ceiling": "single-feature ceiling (cross-fitted)", "ceiling_shuffled": "the same, labels shuffled"}  # fmt: skip
+         "ceiling": "best single feature, cross-fitted", "ceiling_shuffled": "the same, labels shuffled"}  # fmt: skip
 for d, what in names.items():
     print(f"{what}: mean AUROC {G[d]['mean']:.3f}; at 0.8 or above on {G[d]['at_least_0.8']} of {G[d]['of']} concepts")
-print(f"the family {'reaches' if G['family']['at_least_0.8'] >= 10 else 'does not reach'} AUROC 0.8 on 10 of 12 "
-      f"concepts, and its mean is {'at or above' if G['family']['mean'] >= G['probe']['mean'] else 'below'} the dense probe's")  # fmt: skip
+wins = sum(r["family"].auroc > r["top1"].auroc for r in gen["rows"])
+print(f"the family reaches AUROC 0.8 on {G['family']['at_least_0.8']} of {G['family']['of']} concepts (the target "
+      f"set before measuring: 10 of 12, with a mean at or above the dense probe's; its mean is "
+      f"{'at or above' if G['family']['mean'] >= G['probe']['mean'] else 'below'} it); it beats the top-1 feature on "
+      f"{wins} of {len(gen['rows'])} concepts")  # fmt: skip
 
 # %% [markdown]
 # ## What a feature draws
@@ -442,7 +453,7 @@ wb.record(P, "atlas", {"prompts": len(sample), "never_fire": never, "latents": s
 #    function words? What would the atlas lead with if it showed them?
 # 2. Search the interactive atlas for "naked" and for "painting". Do the same features come back?
 #    What does that say about how specific the dictionary is?
-# 3. On the nudity-score map, are the five content features with the highest nudity score in one
+# 3. On the map, are the five content features the 1% tolerance ranks highest for nudity in one
 #    cluster or scattered?
 #    What would scattering mean for erasing a concept with one neuron?
 # 4. Change the examples of the discovery cell to a concept of your own. Do the labels of the
@@ -453,7 +464,7 @@ wb.record(P, "atlas", {"prompts": len(sample), "never_fire": never, "latents": s
 # 1. The cell below prints the share. Padding and end positions are many and alike, so the features
 #    that live there fire on a large share of positions; shown, they would fill the busiest table.
 # 2. The cell below prints the overlap of the two searches. Each word predicts its own few
-#    features; what they share is the context ("art", "photo"), not the concept.
+#    features; when they share some, it is the context they appear in ("art", "photo"), not the concept.
 # 3. The cell below counts the clusters. Several clusters mean the concept is spread over several
 #    latents, so subtracting one leaves the others (notebook 04 measures exactly this).
 # 4. Read the labels and scores in the table: the default lens compares the largest activation on
@@ -465,7 +476,7 @@ wb.record(P, "atlas", {"prompts": len(sample), "never_fire": never, "latents": s
 print(f"1. {aside_share:.0%} of the ten busiest live features are set aside")
 print(f"2. 'naked' and 'painting' share {len(naked & painting)} of their top {len(naked)} / {len(painting)} features")
 print(
-    f"3. the five content features with the highest nudity score fall in {len(concept_clusters)} cluster(s) of the map:",
+    f"3. the five content features the 1% tolerance ranks highest for nudity fall in {len(concept_clusters)} cluster(s) of the map:",
     "; ".join(with_label(f, labels) for f in nudity_content),
 )
 print(f"4. discovery found {disc['hit_rate'][DEFAULT_DISCOVERY]:.0%} of {disc['n']} concepts with the default lens")

@@ -58,7 +58,7 @@ from snce_lib.atlas.cards import feature_card
 from snce_lib.atlas.labels import label_features, load_labels, with_label
 from snce_lib.atlas.map import build_atlas
 from snce_lib.concepts.codes import prompt_codes
-from snce_lib.concepts.detection import chance_note, compare_detectors
+from snce_lib.concepts.detection import auroc_ci, chance_note, compare_detectors
 from snce_lib.concepts.heldout import load_heldout
 from snce_lib.concepts.pairs import load_concept
 from snce_lib.concepts.ranking import concept_codes, rank_variants
@@ -214,7 +214,7 @@ wb.record(P, "selection_nudity", {"neurons": sel.neurons, "candidates": len(sc.c
 # and one family: the *cover*, the smallest set of latents that pass a 1% tolerance and together fire
 # in every concept prompt they can, scored as one detector (their summed activation).
 #
-# Choosing among nine options on a few dozen prompts and then quoting the winner's own score
+# Choosing among many options on a few dozen prompts and then quoting the winner's own score
 # flatters it, so the pairs are split three ways (seeded), **by mention**: all pairs whose mentions
 # share a concept word ("naked", "completely naked") sit in one part, so no phrasing is on two
 # sides. Every option selects on the *selection* part; the *validation* part chooses one option;
@@ -252,8 +252,12 @@ display(held_df)
 
 # %% [markdown]
 # The line below reads the table: the option chosen on validation, and its score on the test pairs,
-# which did not choose it (its validation score is no report: it won a contest of nine). Then
-# which neuron notebook 04 erases, and why it is not always the detector chosen here.
+# which did not choose it (its validation score is no report: it won the contest). When the
+# validation part holds few mention groups, several options can tie there; the line says so, and
+# the order of the list breaks the tie. Then the held-out check read as a sentence, beside what
+# prompt length alone gets (the held-out sets are not matched in length, so a feature that reads
+# only how long a prompt is can score there). Then which neuron notebook 04 erases, and why it is
+# not always the detector chosen here.
 
 # %%
 chosen = rows[opts["chosen"]]
@@ -263,6 +267,17 @@ print(f"chosen on validation: {opts['chosen']}, {chosen['label']}; on the test p
 if len(opts["tied"]) > 1:
     print(f"  ({len(opts['tied'])} options tie on validation at {chosen['validation'].auroc:.3f}; the first in order "
           f"is chosen: {', '.join(opts['tied'])})")  # fmt: skip
+print(
+    f"validation holds {len(opts['groups']['validation'])} mention group(s), {opts['sizes']['validation_pairs']} pairs"
+)
+look = chosen.get("vs_lookalike")
+if look is not None and look.hi < 0.5:
+    print(f"held out, the chosen latent scores look-alikes above the concept said in other words (AUROC {look}): "
+          "it detects the tuple's words, not the concept")  # fmt: skip
+words = {k: np.array([len(p.split()) for p in getattr(held, k)]) for k in ("concept", "lookalike", "neutral")}
+print(f"prompt length alone (word count): vs look-alikes AUROC {auroc_ci(words['concept'], words['lookalike'])}, "
+      f"vs neutral {auroc_ci(words['concept'], words['neutral'])} (mean words: "
+      + ", ".join(f"{k} {v.mean():.1f}" for k, v in words.items()) + ")")  # fmt: skip
 if paper["neuron"] is not None:
     print(f"the paper's filter ({PAPER}): {paper['label']}; on the test pairs AUROC {paper['test']}")
 else:

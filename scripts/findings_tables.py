@@ -79,7 +79,7 @@ def nudity_markdown(rows: list[dict]) -> str:
 
 
 def generalisation_markdown(res: dict) -> str:
-    out = ["| concept | top-1 latent | family (size) | dense probe | ceiling, cross-fitted (shuffled labels) |",
+    out = ["| concept | top-1 latent | family (size) | dense probe | best single latent, cross-fitted (shuffled labels) |",
            "|---|---|---|---|---|"]  # fmt: skip
 
     def a(x):

@@ -32,7 +32,7 @@ from snce_lib.concepts.positions import (
     encoder_words,
     kind_summary,
 )
-from snce_lib.concepts.ranking import ConceptCodes, Ranking, modulated_frequency, rank_variants
+from snce_lib.concepts.ranking import ConceptCodes, Ranking, modulated_frequency, rank, rank_variants
 from snce_lib.concepts.selection import rank_counted
 
 SHOW = ("content", "all")
@@ -58,6 +58,10 @@ class Exploration:
     """The concept's best candidates: eq. 6's filter survivors ranked by s^c (eq. 7), best first."""
     page: dict
     """`atlas_data` for `render_html` / `write_atlas` / `notebook_frame`."""
+    concept_tolerant: list | None = None
+    """Every feature that fires on at most 1% of the deconcept positions, ranked by s^c, best first
+    (notebook 03's "SNCE tol 1%"): s^c alone ranks busy features first, since it does not look at
+    the deconcept prompts."""
 
     def shown(self) -> np.ndarray:
         """The features the atlas shows: content features by default, every live one with show="all"."""
@@ -94,13 +98,18 @@ def explore(encoder, sae, prompts: Sequence[str], concept: str = "nudity", n_clu
               "co-activation": coactivation_vectors(atlas.codes, counts)}  # fmt: skip
     layout, map_scores = choose_space(spaces, members, labels, n_clusters, corpus_categories())
     pairs = load_concept(concept)
-    scores = modulated_frequency(prompt_codes(encoder, sae, pairs.concept_prompts),
-                                 prompt_codes(encoder, sae, pairs.deconcept_prompts))  # fmt: skip
+    c_codes, d_codes = (
+        prompt_codes(encoder, sae, pairs.concept_prompts),
+        prompt_codes(encoder, sae, pairs.deconcept_prompts),
+    )
+    scores = modulated_frequency(c_codes, d_codes)
+    tolerant = rank(ConceptCodes(c_codes, d_codes), "modulated_frequency", max_deconcept_share=0.01)
     sc = scores.s_c
     summary = kind_summary(kinds)
     title = f"SAE atlas: {sae.cfg.n_latents} features at {sae.cfg.layer} of {sae.cfg.encoder_id or 'an encoder'}"
     page = atlas_data(atlas, labels, layout, sae.W_dec, sc, title=title, shown=members, note=shown_note(summary, show))
-    return Exploration(atlas, labels, kinds, summary, show, layout, map_scores, concept, sc, scores.top(10), page)
+    return Exploration(atlas, labels, kinds, summary, show, layout, map_scores, concept, sc, scores.top(10), page,
+                       [int(f) for f in tolerant.neurons])  # fmt: skip
 
 
 #: The discovery rankings, default first: the plain lens over content positions, then the

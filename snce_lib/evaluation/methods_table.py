@@ -140,3 +140,33 @@ def family_vs_single(rows: Sequence[dict]):
         out.append({"world": r["world"], "target": r["target"], "row": method_label(r), "n": n,
                     "latents": len(r["neurons"]) if r.get("neurons") else 0, **cell})  # fmt: skip
     return pd.DataFrame(out).set_index(["world", "target", "row"]) if out else pd.DataFrame()
+
+
+def family_verdict(rows: Sequence[dict]) -> list[str]:
+    """One line per world and target, read off the image rows of `family_vs_single`: the lowest target
+    rate each kind of row reaches (one latent: SNCE top-1; several: the cover, the latent family), with
+    its λ, attack rate and n, whether the cover is only the top-1 latent again, and which rows are missing."""
+    out = []
+    keys = sorted({(r["world"], r["target"]) for r in rows if r.get("target_rate") is not None})
+    for world, target in keys:
+        mine = [r for r in rows if (r["world"], r["target"]) == (world, target) and r.get("target_rate") is not None]
+        parts = []
+        for what, names in (
+            ("one latent", FAMILY_ROWS[:2]),
+            ("cover", FAMILY_ROWS[2:3]),
+            ("latent family", FAMILY_ROWS[3:]),
+        ):
+            got = [r for r in mine if r["method"] in names]
+            if not got:
+                parts.append(f"{what}: no row (no latent passed its rule)")
+                continue
+            best = min(got, key=lambda r: (r["target_rate"], r["lam"]))
+            parts.append(f"{what} ({len(best['neurons'] or [])} latent(s)) at best {best['target_rate']:.2f} at λ "
+                         f"{best['lam']:g}, attack {best['attack_rate']:.2f}")  # fmt: skip
+        singles = {tuple(r["neurons"] or ()) for r in mine if r["method"] in FAMILY_ROWS[:2]}
+        covers = {tuple(r["neurons"] or ()) for r in mine if r["method"] in FAMILY_ROWS[2:3]}
+        same = bool(covers) and covers <= singles
+        n = mine[0]["n_prompts"]
+        out.append(f"{world} {target} (n = {n} a set): " + "; ".join(parts)
+                   + ("; the cover is a top-1 latent again" if same else ""))  # fmt: skip
+    return out
