@@ -386,6 +386,11 @@ print(f"chance (a random dictionary of 160 rows): found {yours.chance['share_fou
 # own, and nothing in them knows the answer. Training lifts it well above chance, with your step
 # and the library's alike.
 #
+# The run also ends with some latents dead (the last figure and the line above say how many): the
+# dictionary has about twice as many latents as the toy model has represented features, so once
+# every feature has a latent the spare ones have nothing left to explain, and even AuxK cannot
+# give them work that is not there. Section 5 shows AuxK reviving latents when there is work.
+#
 # *Why is the FVU not zero when every feature is found?* The SAE keeps $k$ latents a sample.
 # The cell below splits the held-out rows by how many of the toy model's features are on.
 
@@ -567,6 +572,8 @@ for m in (32, 64, 128, 256):
     rows.append(size_row(f"m = {m}", r.sae, r.history[0]["share_found"]) | {"held-out FVU": r.history[-1]["fvu"]})
 size_table = pd.DataFrame(rows).set_index("dictionary")
 display(size_table.round(3))
+for name, r in size_table.iterrows():  # absorption is a rate over the learned parents only: few parents, few samples
+    print(f"{name}: parent absorption over {int(r['learned parents (of 4)'])} learned parent(s) of 4")
 trained = size_table.iloc[1:]
 fig, ax = plt.subplots(figsize=(7, 3.6))
 for col in ("found", "split", "duplicated", "parent absorption", "silence baseline"):
@@ -582,9 +589,11 @@ plt.show()
 # reports no absorption at all (NaN): a measure that can come out empty. The small dictionaries
 # learn no parent either; their children's latents lean towards their parents far more than the
 # children's own directions do, which is absorption in the geometry: one latent writes "child +
-# parent", and no latent is left for the parent alone. Once there is room for a parent latent,
-# it is silent on most of the parent's samples, far above the silence baseline: the children's
-# latents carry the parent's direction, so the parent's latent has nothing left to explain.
+# parent", and no latent is left for the parent alone. Where there is room for a parent latent and
+# it is learned, compare its absorption with the silence baseline: far above it means the
+# children's latents carry the parent's direction, so the parent's latent has nothing left to
+# explain. The lines under the table say over how many learned parents each absorption is
+# measured: with one or two, it is the story of one or two latents, not a rate.
 # Larger dictionaries split more features into latents that point different ways, and leave more
 # latents dead; no feature is merely duplicated here.
 #
@@ -604,7 +613,8 @@ print(f"{book.summary()}; chapter 00 ran in {time.perf_counter() - t_start:.0f} 
 #    it on the toy model's hidden layer?
 # 2. In section 4 the L1 SAE's directions can match the features less closely than TopK's. Why
 #    could a penalty on activations also bend the directions?
-# 3. In section 6, why would a larger dictionary absorb a parent into its children?
+# 3. In section 6, why can a child's latent absorb its parent, and why does the child lean fall
+#    as the dictionary grows?
 # 4. In section 3, what would you change to bring the FVU on samples with more than $k$ features
 #    on down, and what would it cost?
 #
@@ -617,9 +627,11 @@ print(f"{book.summary()}; chapter 00 ran in {time.perf_counter() - t_start:.0f} 
 # 2. Shrunk activations leave part of each feature unexplained; the reconstruction term then pays
 #    a decoder row to lean towards the features that usually fire with it, to win some of that
 #    back, so the rows drift off the features.
-# 3. With more latents there is room for a latent per child that also writes the parent's
-#    direction: explaining "child + parent" with one active latent costs fewer of the $k$ places
-#    than two latents, so a larger dictionary absorbs the parent into its children.
+# 3. Explaining "child + parent" with one active latent costs fewer of the $k$ places than two
+#    latents, so a child's latent can learn to write the parent's direction too. With few latents
+#    that is the only way (the lean is high: no parent latent exists); with more latents there is
+#    room for a parent latent, the children's rows lean less, yet where the parent's latent is
+#    learned it can still stay silent whenever a child's latent already writes its direction.
 # 4. A larger $k$: more of those samples fit, at the price of denser codes, each latent with more
 #    company, and so harder to read one at a time.
 # </details>

@@ -144,6 +144,9 @@ print(f"{len(hidden)} content features a count of firings would set aside; media
 # half: read as a detector, "the feature is strong here exactly where one of its label words
 # stands", how well does it predict where the feature fires? The score is the F1 of that prediction
 # (1: the label words are exactly where it fires; near 0: the label does not say where it fires).
+# A label marked **weak:** belongs to a feature that is never among any position's 4 strongest on
+# the label half: it is named by where it fires at all, and as a detector of strong firings it
+# scores 0. Its kind still comes from its per-prompt peaks, so a weak feature can count as content.
 # Labels are saved beside the SAE for later notebooks.
 
 # %%

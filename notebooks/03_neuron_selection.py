@@ -166,12 +166,15 @@ display(HTML(feature_card(atlas, winner, n=8, labels=labels)["html"]))
 # style*: the concept words' top features minus the retain (deconcept) prompts' top features.
 
 # %%
-pd.DataFrame(
-    {
-        "method": list(rankings),
-        "top-3 neurons": [", ".join(with_label(f, labels) for f in r.top(3)) for r in rankings.values()],
-    }
-)
+with pd.option_context("display.max_colwidth", None):  # labels in full, not cut at 50 characters
+    display(
+        pd.DataFrame(
+            {
+                "method": list(rankings),
+                "top-3 neurons": [", ".join(with_label(f, labels) for f in r.top(3)) for r in rankings.values()],
+            }
+        )
+    )
 
 # %% [markdown]
 # ## The neuron as a detector

@@ -358,7 +358,7 @@ display(nudity_frame([r for r in nudity_rows if r["method"] in ("none", *FAMILY_
 # edit of latents that fire on the shape word cannot reach a UNet that reads it elsewhere. A
 # held-out latent AUROC below 0.5 means the latents score look-alikes ("the naked eye") above the
 # concept said in other words: they learned the words. A latent that never fires on these sets
-# reads exactly 0.50 with an interval of zero width: that is silence, not a measurement. The lines
+# reads exactly 0.5 with an interval of zero width: that is silence, not a measurement. The lines
 # under the tables say, per world and target, the lowest target rate each kind of row reached.
 
 # %% [markdown]
@@ -378,6 +378,12 @@ ev = wb.ensure_eval_setup(P, toy, detector)
 eraser = Eraser.from_selection(sel, sae, lam=1.0, mode="B")
 es = eval_sets(P.eval_prompts)
 display(Markdown(f"**{es.description}**") if es.stand_in else Markdown(es.description))
+# mode B edits only where the neuron fires: a set where it never fires comes out unchanged
+from snce_lib.concepts.detection import detector_scores
+
+for name, ps_ in es.sets.items():
+    fires = detector_scores(encoder, sae, sel.neurons, ps_.prompts) > 0
+    print(f"the erased neuron fires in {int(fires.sum())} of {len(fires)} {name} prompts")
 names = {"original": {"name": f"{ev.model_name} (no eraser)"}, "snce": {"name": "SNCE", "lam": 1.0, "top_k": 1}}
 wb.announce(P, "generate")
 wb.announce(P, "evaluate")

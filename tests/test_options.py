@@ -59,6 +59,8 @@ def test_warnings_say_near_chance_and_below_chance():
     # a latent that fires on a few negatives and nothing else: a narrow interval just under 0.5 is chance
     rare = auroc_ci(np.zeros(145), np.r_[np.zeros(490), np.ones(10)])
     assert rare.hi < 0.5 and chance_note(rare).startswith("near chance")
+    # a latent silent on both sets ties every score: 0.5 with a zero-width interval is silence, not a measurement
+    assert chance_note(auroc_ci(np.zeros(30), np.zeros(30))).startswith("no signal")
 
 
 def test_the_bootstrap_interval_holds_the_auroc_and_narrows_with_n():

@@ -75,11 +75,14 @@ def chance_note(value: float | AurocCI | None) -> str:
     """ "" or a warning. With an interval (`AurocCI`): "below chance" when the whole interval is under
     0.5 and the AUROC itself at most 0.45 (the detector prefers the other set: a word detector scores
     look-alikes above paraphrases); "near chance" when the interval contains 0.5 or the AUROC is within
-    0.05 of it (a latent that fires on almost nothing has a narrow interval at 0.49). A bare number:
+    0.05 of it (a latent that fires on almost nothing has a narrow interval at 0.49); "no signal" when
+    every score ties (AUROC 0.5 with a zero-width interval: silence, not a measurement). A bare number:
     below 0.4 is below chance, within NEAR_CHANCE of 0.5 is near chance."""
     if value is None:
         return ""
     if isinstance(value, AurocCI):
+        if value.lo == value.hi == value.auroc == 0.5:  # every score tied: a latent silent on both sets
+            return "no signal: every score tied (it never fires on these prompts)"
         if value.hi < 0.5 and value.auroc <= 0.45:
             return "below chance: prefers the other set (95% interval under 0.5)"
         near = value.lo <= 0.5 <= value.hi or abs(value.auroc - 0.5) < 0.05
