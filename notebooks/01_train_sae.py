@@ -163,7 +163,8 @@ axes[1].plot(tokens, [h["l0"] for h in history], color="tab:green")
 axes[1].set(title="Active latents per token (L0)", xlabel="training tokens (millions)", ylabel="latents")
 axes[2].plot(tokens, [h["dead_fraction"] for h in history], color="tab:red")
 axes[2].set(title="Dead latents", xlabel="training tokens (millions)", ylabel="share of latents")
-fig.suptitle(f"TopK SAE on {info.layer} of {info.encoder_id} ({sae.cfg.n_latents} latents, k={sae.cfg.k})")
+name = "MiniLM-L6 (offline)" if info.encoder_id == "offline" else info.encoder_id
+fig.suptitle(f"TopK SAE on {info.layer} of {name} ({sae.cfg.n_latents} latents, k={sae.cfg.k})")
 fig.tight_layout()
 plt.show()
 
@@ -256,7 +257,9 @@ book.reveal(
 # word twenty times). On the other half, the *label share* is the share of the unit's activity
 # that falls on its label's words, beside the share of positions that hold them (chance: a unit
 # active everywhere alike). A coordinate's activity is its distance from its median on its better
-# side; a latent's is its code.
+# side; a latent's is its code. A latent that fires at fewer than 20 positions of the label half is
+# left out (too few to label); a coordinate is active at about half of all positions, so the same
+# rule leaves none of them out.
 
 # %%
 from snce_lib.concepts.readability import chance_entropy, content_units, held_out_prompts, read_units

@@ -195,6 +195,10 @@ print(f"of the ten busiest live features, {aside_share:.0%} are set aside (paddi
 # dictionary has. The second table says, per category, what share of its features sit in
 # clusters it leads, beside the same share shuffled.
 #
+# The right panel colours the same map by each feature's nudity score $s^c$ (eq. 5 of the paper,
+# which notebook 03 derives: how often and how strongly it fires on nudity prompts; unfiltered, so
+# busy features score high too).
+#
 # The 2-D map below is for the eye only: t-SNE of the kept space (cosine), seeded, so the same SAE draws the
 # same map every run. What moves between runs is the SAE itself when it is trained again.
 
@@ -207,6 +211,11 @@ display(pd.DataFrame([{"space": k, "silhouette (cosine)": v["silhouette"], "kept
                       for k, v in ex.map_scores.items()]).set_index("space").round(3).T)  # fmt: skip
 display(pd.DataFrame(ex.map_scores[L.name].get("per_category", {})).T.rename(columns={
     "in_clusters_it_leads": "share in clusters it leads", "shuffled": "same, shuffled (mean)"}).round(3))  # fmt: skip
+pc = ex.map_scores[L.name].get("per_category", {})
+above = [c for c, v in pc.items() if v["in_clusters_it_leads"] > v["shuffled"]]
+print(f"categories whose features sit in clusters they lead more often than shuffled: {', '.join(above) or 'none'}; "
+      f"the others ({', '.join(c for c in pc if c not in above) or 'none'}) are spread over clusters that other "
+      "categories lead")  # fmt: skip
 print("clusters:", "; ".join(L.names[c] for c in sorted(L.names)))
 fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
 shown = L.cluster >= 0
@@ -219,7 +228,9 @@ axes[0].legend(loc="lower right", fontsize=8)
 axes[0].set(title=f"{L.name} map, {len(L.names)} named clusters", xlabel="t-SNE 1 (a.u.)", ylabel="t-SNE 2 (a.u.)")
 sc1 = axes[1].scatter(L.xy[:, 0], L.xy[:, 1], c=np.log10(ex.concept_score + 1e-4), s=4, cmap="magma")
 fig.colorbar(sc1, ax=axes[1], label="log10 nudity score s^c")
-axes[1].set(title="The same map, by nudity score (eq. 5)", xlabel="t-SNE 1 (a.u.)", ylabel="t-SNE 2 (a.u.)")
+axes[1].set(
+    title="The same map, by nudity score s^c (eq. 5, unfiltered)", xlabel="t-SNE 1 (a.u.)", ylabel="t-SNE 2 (a.u.)"
+)
 fig.tight_layout()
 fig.savefig(P.run_dir / "atlas_map.png", dpi=110)
 plt.show()
@@ -336,7 +347,10 @@ table.pivot(index="concept", columns="ranking", values="hit").astype(int).join(
 #
 # The demo below uses this notebook's rain/calm prompts above, not the weather examples of
 # `data/discovery_concepts.json` that the generalisation table scores, so its family differs.
-# **Coverage** comes first: in how many of the examples each candidate fires, and on which words.
+# **Coverage** comes first: in how many of the examples each candidate fires, and on which words,
+# and the same on the counterexamples. A family member that fires as often on the counterexamples,
+# on "a", "the" or the end token, carries context, not the concept: the family keeps it only when
+# it fires more strongly on the examples, and its weight says how little it counts.
 # "Fires in 4 of 4, on rainy, storm, rain, blizzard" is a concept; "1 of 4, on rainy" is a word.
 
 # %%
@@ -354,13 +368,16 @@ print(f"the probe's 15 highest words of {len(vocab.words):,}:", ", ".join(family
 print(
     f"family: {len(family.latents)} features; the top-1 feature is {'' if top1 in family.latents else 'not '}one of them"
 )
-rain_codes = prompt_codes(encoder, sae, rain)
+rain_codes, calm_codes = prompt_codes(encoder, sae, rain), prompt_codes(encoder, sae, calm)
 weight = dict(zip(family.latents, family.weights))
+shown_latents = list(dict.fromkeys([top1, *family.latents[:9]]))
+on_calm = {r["latent"]: r for r in coverage(calm_codes, encoder_words(encoder, calm_codes), shown_latents)}
 display(pd.DataFrame([{"feature": with_label(r["latent"], labels), "role": "top-1" if r["latent"] == top1 else "family",
                        "family weight": round(weight.get(r["latent"], 0.0), 3),
-                       "fires in": f"{r['prompts']} of {r['of']} examples", "on the words": ", ".join(r["words"][:6])}
-                      for r in coverage(rain_codes, encoder_words(encoder, rain_codes),
-                                        list(dict.fromkeys([top1, *family.latents[:9]])))]))  # fmt: skip
+                       "fires in": f"{r['prompts']} of {r['of']} examples", "on the words": ", ".join(r["words"][:6]),
+                       "counterexamples": f"{on_calm[r['latent']]['prompts']} of {on_calm[r['latent']]['of']}",
+                       "on their words": ", ".join(on_calm[r["latent"]]["words"][:4])}
+                      for r in coverage(rain_codes, encoder_words(encoder, rain_codes), shown_latents)]))  # fmt: skip
 
 # %% [markdown]
 # ### Test it
@@ -395,6 +412,7 @@ pd.DataFrame(concept_scores(encoder, sae, fresh, top1, family, probe)).set_index
 
 # %%
 from snce_lib.concepts.generalisation import evaluate_generalisation, generalisation_table
+from snce_lib.rng import numpy_rng
 
 gen = evaluate_generalisation(encoder, sae, vocab)
 display(generalisation_table(gen))
@@ -408,6 +426,11 @@ print(f"the family reaches AUROC 0.8 on {G['family']['at_least_0.8']} of {G['fam
       f"set before measuring: 10 of 12, with a mean at or above the dense probe's; its mean is "
       f"{'at or above' if G['family']['mean'] >= G['probe']['mean'] else 'below'} it); it beats the top-1 feature on "
       f"{wins} of {len(gen['rows'])} concepts")  # fmt: skip
+# the family's gain over the top-1 feature, paired by concept, with a bootstrap over the 12 concepts
+gain = np.array([r["family"].auroc - r["top1"].auroc for r in gen["rows"]])
+boot = numpy_rng(0, "family-gain").choice(gain, (2000, len(gain))).mean(1)
+print(f"family minus top-1 feature: mean {gain.mean():+.3f} AUROC, 95% interval [{np.percentile(boot, 2.5):+.3f}, "
+      f"{np.percentile(boot, 97.5):+.3f}] (bootstrap over the {len(gain)} concepts)")  # fmt: skip
 
 # %% [markdown]
 # ## What a feature draws
@@ -434,8 +457,14 @@ strip = feature_strip(
     pipe, encoder, sae, drawn, shown_prompts, seeds=[3, 4], typical=typical, steps=steps, resolution=size
 )
 display(HTML(feature_card(atlas, drawn, n=3, labels=labels, draws=strip_html(strip, labels[drawn].label))["html"]))
-print(f"feature {with_label(drawn, labels)}: ablated changes the images by {np.mean(strip.changed('ablated')):.2f} / 255 "
-      f"(it fires in {sum(strip.fired)} of 2); boosted by {strip.alpha:.2f}: {np.mean(strip.changed('boosted')):.2f} / 255")  # fmt: skip
+# the chance level of a boost: a content feature drawn at random, boosted by the same alpha
+other = int(numpy_rng(0, "draw-baseline").choice([f for f in np.flatnonzero(kinds.content()) if f != drawn]))
+base = feature_strip(pipe, encoder, sae, other, shown_prompts, seeds=[3, 4], alpha=strip.alpha, steps=steps,
+                     resolution=size)  # fmt: skip
+for i, p in enumerate(shown_prompts):
+    print(f"'{p}': the feature {'fires' if strip.fired[i] else 'is silent'}; mean pixel change (0-255) ablated "
+          f"{strip.changed('ablated')[i]:.2f}, boosted by {strip.alpha:.2f} {strip.changed('boosted')[i]:.2f}; a random "
+          f"content feature, {with_label(other, labels)}, boosted by the same: {base.changed('boosted')[i]:.2f}")  # fmt: skip
 
 # %%
 naked, painting = ({f for f, _ in search_features(atlas, w)} for w in ("naked", "painting"))

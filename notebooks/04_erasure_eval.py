@@ -110,6 +110,8 @@ print("red neurons (best first):", ", ".join(with_label(f, toy_labels) for f in 
 # Left: the original; right: the edited model, same seed. Below: the chosen neurons' activation on
 # each token; the panel says when they are silent on the whole prompt (then mode B changes nothing).
 # It opens on the first red concept prompt where the neuron fires. Images that NudeNet flags are blurred.
+# NudeNet checks every image shown, the toy world's too: on a 16 px shape it can flag a plain disc (a
+# false positive), which is blurred all the same, since the rule errs on the side of hiding.
 
 # %%
 gen, acts = erasure_backend(toy, toy.encoder, toy_sae, red_sel.neurons, red_sel.tuple_prompt, seed=3)
@@ -178,8 +180,15 @@ wb.announce(P, "toy world")
 n_toy = P.toy_prompts
 tables = {t: pd.DataFrame(run_experiment(toy, detector, toy_sae, t, n=n_toy, steps=15, keep_images=False).rows)
           for t in ("red", "triangle")}  # fmt: skip
+from snce_lib.evaluation.methods_table import rate_ci
+
 for df in tables.values():
-    display(df.round(3))
+    shown = df.round(3)
+    for col in ("target_rate", "attack_rate"):  # Wilson 95% intervals over the set's n_toy prompts
+        shown[col + " 95%"] = [f"[{lo:.2f}, {hi:.2f}]" for lo, hi in (rate_ci(v, n_toy) for v in df[col])]
+    display(shown)
+print(f"frechet_other compares {n_toy} images a side in the detector's feature space, which has more dimensions than "
+      "images: its covariances are rank-deficient, so read it within this table (0 = unchanged), not as an FID")  # fmt: skip
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
 for ax, (target, df) in zip(axes, tables.items()):
     base = df[df["mode"] == "none"].iloc[0]

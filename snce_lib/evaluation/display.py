@@ -71,11 +71,14 @@ def image_grid(
         ax = axes.flat[i]
         ax.imshow(img)
         # a prompt as a title: wrapped to the image's width (about 12 characters an inch at 8 pt)
-        label = textwrap.fill(titles[i], max(12, int(size * 12))) if titles is not None else ""
+        lines = textwrap.wrap(titles[i], max(12, int(size * 12))) if titles is not None else []
+        label = "\n".join(lines[:3]) + (
+            " ..." if len(lines) > 3 else ""
+        )  # at most three lines: titles must not overlap
         if f:
             label = (label + "\n" if label else "") + ("[flagged, shown]" if show else "[flagged by NudeNet: blurred]")
         ax.set_title(label, fontsize=8)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(textwrap.fill(title, max(40, int(size * ncols * 11))))  # wrapped to the figure's width
     fig.tight_layout()
     return fig

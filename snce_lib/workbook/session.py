@@ -23,7 +23,8 @@ def setup(profile: str | None = None, use_drive: bool = False) -> Profile:
         os.environ["SNCE_HOME"] = "/content/drive/MyDrive/snce-runs"
     p = get_profile(profile)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU)"
-    print(f"profile {p.name}: {p.notes}\nGPU: {gpu} | model: {p.model} | run folder: {p.run_dir}")
+    model = p.model if p.pipeline == "model" else "the toy pipeline (offline; SD is not downloaded)"
+    print(f"profile {p.name}: {p.notes}\nGPU: {gpu} | model: {model} | run folder: {p.run_dir}")
     added = installed_since(os.environ.get("SNCE_RUNTIME_FILE", "/tmp/snce-runtime.txt"))
     if added is not None:
         print("the install cell added or changed:", ", ".join(added) or "nothing")
