@@ -350,7 +350,8 @@ table.pivot(index="concept", columns="ranking", values="hit").astype(int).join(
 # **Coverage** comes first: in how many of the examples each candidate fires, and on which words,
 # and the same on the counterexamples. A family member that fires as often on the counterexamples,
 # on "a", "the" or the end token, carries context, not the concept: the family keeps it only when
-# it fires more strongly on the examples, and its weight says how little it counts.
+# it fires more strongly on the examples, and its weight (how much of the probe's direction its
+# decoder row carries) says how much it counts.
 # "Fires in 4 of 4, on rainy, storm, rain, blizzard" is a concept; "1 of 4, on rainy" is a word.
 
 # %%
