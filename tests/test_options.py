@@ -26,6 +26,11 @@ def test_the_split_is_seeded_grouped_by_mention_and_keeps_each_pair_whole():
     seen = [{group_of[c] for c in p.concept_prompts} for p in parts]
     assert not (seen[0] & seen[1]) and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
     assert all(len(p.concept_prompts) >= 2 for p in parts)
+    # every part holds two mention groups or more: a part of one mention ties every option that fires on it
+    # (the old split gave validation one group of 19 pairs, and six options tied at 1.000)
+    assert all(len(s) >= 2 for s in seen)
+    sizes = [len(p.concept_prompts) for p in parts]
+    assert abs(sizes[0] - len(group_of) / 2) <= 5 and all(abs(n - len(group_of) / 4) <= 5 for n in sizes[1:])
     twin = dict(zip(pairs.concept_prompts, pairs.deconcept_prompts))
     for part in parts:
         assert [twin[c] for c in part.concept_prompts] == part.deconcept_prompts
@@ -99,7 +104,13 @@ def test_options_choose_on_validation_and_report_on_test_pairs(minilm_random_sae
             assert r[key].auroc == pytest.approx(roc_auc_score([1] * len(c) + [0] * len(d), np.r_[c, d]), abs=1e-6)
             assert (r[key].n_pos, r[key].n_neg) == (len(c), len(d))
         assert r["vs_lookalike"].n_pos == 8
-    assert out["chosen"] == max(latents, key=lambda r: r["validation"].auroc)["option"]
+    for r in latents:  # the tie-break: the option's AUROC on the pairs that selected it
+        c, d = score(split.select.concept_prompts, r["neurons"]), score(split.select.deconcept_prompts, r["neurons"])
+        assert r["selection_fit"] == pytest.approx(roc_auc_score([1] * len(c) + [0] * len(d), np.r_[c, d]), abs=1e-6)
+    top = max(r["validation"].auroc for r in latents)
+    tied = [r for r in latents if r["validation"].auroc == top]
+    assert out["tied"] == [r["option"] for r in tied]
+    assert out["chosen"] == max(tied, key=lambda r: r["selection_fit"])["option"]
     assert out["rows"][-1]["option"] == PROBE and out["rows"][-1]["neuron"] is None
     assert out["sizes"]["selection_pairs"] + out["sizes"]["validation_pairs"] + out["sizes"]["test_pairs"] == 40
     frame = options_frame(out)

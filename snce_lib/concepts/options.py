@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from snce_lib.concepts.codes import prompt_codes
-from snce_lib.concepts.detection import AurocCI, auroc_ci, chance_note
+from snce_lib.concepts.detection import AurocCI, auroc, auroc_ci, chance_note
 from snce_lib.concepts.heldout import KINDS, HeldoutSets, fit_output_probe
 from snce_lib.concepts.leakage import pooled_output
 from snce_lib.concepts.pairs import ConceptPairs, SelectionError, mention_groups
@@ -83,9 +83,15 @@ def dedupe_pairs(pairs: ConceptPairs) -> ConceptPairs:
                         [pairs.deconcept_prompts[i] for i in keep], pairs.tuple_words)  # fmt: skip
 
 
+#: Mention groups each part of the split gets at least, when there are enough groups.
+MIN_GROUPS = 2
+
+
 def split_pairs(pairs: ConceptPairs, shares: tuple[float, float, float] = SHARES, seed: int = 0) -> Split:
     """A seeded three-way split of the (deduplicated) pairs, each mention group whole on one side: groups
-    in a seeded order, each into the part furthest below its share. A pair stays whole."""
+    largest first (a seeded order within one size), each into the part furthest below its share, except that with `2 x 3` groups or
+    more every part gets at least two (a part of one mention group, all its pairs alike, ties every
+    option that fires on that mention and cannot choose between them). A pair stays whole."""
     pairs = dedupe_pairs(pairs)
     groups = np.asarray(mention_groups(pairs))
     ids = np.unique(groups)
@@ -95,17 +101,21 @@ def split_pairs(pairs: ConceptPairs, shares: tuple[float, float, float] = SHARES
             "to split three ways with no phrasing on two sides; write pairs that say the concept in more ways"
         )
     sizes = {g: int((groups == g).sum()) for g in ids}
-    order = numpy_rng(seed, "concept-split").permutation(ids)
+    # largest groups first (the seed orders groups of one size), so that the shares come out close
+    order = sorted(numpy_rng(seed, "concept-split").permutation(ids), key=lambda g: -sizes[g])
     target = np.asarray(shares, dtype=float) / sum(shares) * len(groups)
-    filled = np.zeros(3)
+    filled, count = np.zeros(3), np.zeros(3, dtype=int)
+    least = MIN_GROUPS if len(ids) >= MIN_GROUPS * 3 else 1
     where: dict[int, int] = {}
     for i, g in enumerate(order):
-        empty = [p for p in range(3) if filled[p] == 0]
+        short = [p for p in range(3) if count[p] < least]
         left = len(order) - i
-        # every part gets a group first when only as many groups are left as parts are empty
-        part = empty[0] if empty and left <= len(empty) else int(np.argmax(target - filled))
+        # when only as many groups are left as the parts still lack, they go to the parts that lack them
+        need = sum(least - count[p] for p in short)
+        part = short[0] if short and left <= need else int(np.argmax(target - filled))
         where[int(g)] = part
         filled[part] += sizes[g]
+        count[part] += 1
 
     def part(k: int, tag: str) -> ConceptPairs:
         idx = [i for i, g in enumerate(groups) if where[int(g)] == k]
@@ -123,8 +133,9 @@ def compare_options(encoder, sae, pairs: ConceptPairs, held: HeldoutSets, option
     """Every option's top-1 latent on the selection part; its AUROCs (with 95% intervals) on the
     validation part, the test part and the held-out sets; the dense probe's. `name_of(latent)` names a
     latent in the rows (the atlas's `labels.with_label`); default its number. Returns {"rows",
-    "chosen" (the option with the best validation AUROC, ties to the first in order; its test AUROC is its
-    report), "tied" (the options that share that validation AUROC), "sizes", "seed", "groups"}; a row whose option leaves no latent says so in "note"."""
+    "chosen" (the option with the best validation AUROC; ties to the better AUROC on the selection pairs,
+    "selection_fit", then to the first in order; its test AUROC is its report), "tied" (the options that
+    share that validation AUROC), "sizes", "seed", "groups"}; a row whose option leaves no latent says so in "note"."""
     name_of = name_of or (lambda f: f"#{int(f)}")
     split = split_pairs(pairs, seed=seed)
     scored = {"validation": split.validate, "test": split.test}
@@ -153,7 +164,10 @@ def compare_options(encoder, sae, pairs: ConceptPairs, held: HeldoutSets, option
         got = {k: (c.max_activation(ns)[0], d.max_activation(ns)[0]) for k, (c, d) in codes.items()}
         got.update(vs_lookalike=(h["concept"], h["lookalike"]), vs_neutral=(h["concept"], h["neutral"]))
         label = name_of(ns[0]) if len(ns) == 1 else f"{len(ns)} latents: " + "; ".join(name_of(f) for f in ns[:3])
-        rows.append({**row, "neuron": int(ns[0]), "neurons": [int(f) for f in ns], "label": label, **aurocs(got)})
+        # in-sample, on the pairs that selected it: only a tie-break, never a report
+        fit = auroc(every.concept.max_activation(ns)[0], every.deconcept.max_activation(ns)[0])
+        rows.append({**row, "neuron": int(ns[0]), "neurons": [int(f) for f in ns], "label": label,
+                     "selection_fit": float(fit), **aurocs(got)})  # fmt: skip
     probe = fit_output_probe(encoder, split.select.concept_prompts, split.select.deconcept_prompts)
 
     def probe_score(prompts):
@@ -168,8 +182,9 @@ def compare_options(encoder, sae, pairs: ConceptPairs, held: HeldoutSets, option
         r["chance"] = "; ".join(f"{what}: {chance_note(r[key])}" for key, what in SCORES.items()
                                 if r.get(key) is not None and chance_note(r[key]))  # fmt: skip
     latents = [r for r in rows if r["neuron"] is not None]
-    # ties go to the first option in `options`' order (the paper's filter first)
-    best = max(latents, key=lambda r: r["validation"].auroc) if latents else None
+    # ties on validation go to the better fit on the selection pairs (a latent silent there loses), then
+    # to the first option in `options`' order (the paper's filter first)
+    best = max(latents, key=lambda r: (r["validation"].auroc, r["selection_fit"])) if latents else None
     tied = [r["option"] for r in latents if best and r["validation"].auroc == best["validation"].auroc]
     return {
         "rows": rows,
