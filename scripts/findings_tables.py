@@ -4,7 +4,7 @@ doc is typed by hand:
     python scripts/findings_tables.py [--bench runs/bench]
 
 Reads whichever of these exist: methods/table.json, methods/table_full_clip.json, methods/nudity.json,
-discovery_generalisation.json, discovery_recipe.json, training_options/results.json.
+discovery_generalisation.json, training_options/results.json.
 """
 
 from __future__ import annotations
@@ -119,6 +119,26 @@ def options_markdown(res: dict) -> str:
     return "\n".join(out)
 
 
+def options_detail_markdown(res: dict) -> str:
+    """Every selection option on the first SAE of the training-options run (the profile's)."""
+    r = res["rows"][0]
+    o = r["options"]
+    out = [f"| option ({r['variant']}) | latent | validation (chooses) | test | held out vs look-alikes | held out vs neutral |",
+           "|---|---|---|---|---|---|"]  # fmt: skip
+
+    def a(x):
+        return f"{x['auroc']:.3f} [{x['ci95'][0]:.2f}, {x['ci95'][1]:.2f}]" if x else ""
+
+    for x in o["rows"]:
+        mark = " (chosen)" if x["option"] == o["chosen"] else ""
+        if x.get("validation") is None:
+            out.append(f"| {x['option']} | {x.get('note', '')} | | | | |")
+            continue
+        out.append(f"| {x['option']}{mark} | {x.get('label', '')} | {a(x['validation'])} | {a(x.get('test'))} | "
+                   f"{a(x.get('vs_lookalike'))} | {a(x.get('vs_neutral'))} |")  # fmt: skip
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bench", default="runs/bench")
@@ -130,7 +150,8 @@ def main() -> None:
                            ("family against one neuron, CLIP full (n = 48)", b / "methods/table_full_clip.json", family_markdown),
                            ("nudity, offline encoder", b / "methods/nudity.json", nudity_markdown),
                            ("discovery on fresh prompts", b / "discovery_generalisation.json", generalisation_markdown),
-                           ("training options", b / "training_options/results.json", options_markdown)):  # fmt: skip
+                           ("training options", b / "training_options/results.json", options_markdown),
+                           ("every option, first SAE", b / "training_options/results.json", options_detail_markdown)):  # fmt: skip
         if path.exists():
             print(f"\n### {name} ({path})\n")
             print(fn(json.loads(path.read_text())))
