@@ -13,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+from snce_lib.atlas.explore import DEFAULT_DISCOVERY
 from snce_lib.evaluation.methods_table import FAMILY_ROWS, method_label, rate_ci
 
 
@@ -112,7 +113,7 @@ def options_markdown(res: dict) -> str:
             )
 
         live = r["set_aside"]["live"]
-        disc = max(r["discovery_hit_rate"].values()) if r["discovery_hit_rate"] else 0
+        disc = r["discovery_hit_rate"].get(DEFAULT_DISCOVERY, 0)
         out.append(f"| {r['variant']} ({r['latents']:,} latents, {r['tokens'] / 1e6:.1f}M tokens) | {r['fvu_content']:.4f} | "
                    f"{r['fvu_all']:.4f} | {r['content_share']:.1%} of {live:,} | {disc:.0%} | {o['chosen']} ({ch.get('label', '')}) | "
                    f"{t(ch)} | {paper.get('label', '')}: {t(paper)} |")  # fmt: skip
