@@ -4,7 +4,7 @@ doc is typed by hand:
     python scripts/findings_tables.py [--bench runs/bench]
 
 Reads whichever of these exist: methods/table.json, methods/table_full_clip.json, methods/nudity.json,
-discovery_generalisation.json, discovery_recipe.json, training_options/results.json.
+discovery_generalisation.json, training_options/results.json.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+from snce_lib.atlas.explore import DEFAULT_DISCOVERY
 from snce_lib.evaluation.methods_table import FAMILY_ROWS, method_label, rate_ci
 
 
@@ -112,10 +113,30 @@ def options_markdown(res: dict) -> str:
             )
 
         live = r["set_aside"]["live"]
-        disc = max(r["discovery_hit_rate"].values()) if r["discovery_hit_rate"] else 0
+        disc = r["discovery_hit_rate"].get(DEFAULT_DISCOVERY, 0)
         out.append(f"| {r['variant']} ({r['latents']:,} latents, {r['tokens'] / 1e6:.1f}M tokens) | {r['fvu_content']:.4f} | "
                    f"{r['fvu_all']:.4f} | {r['content_share']:.1%} of {live:,} | {disc:.0%} | {o['chosen']} ({ch.get('label', '')}) | "
                    f"{t(ch)} | {paper.get('label', '')}: {t(paper)} |")  # fmt: skip
+    return "\n".join(out)
+
+
+def options_detail_markdown(res: dict) -> str:
+    """Every selection option on the first SAE of the training-options run (the profile's)."""
+    r = res["rows"][0]
+    o = r["options"]
+    out = [f"| option ({r['variant']}) | latent | validation (chooses) | test | held out vs look-alikes | held out vs neutral |",
+           "|---|---|---|---|---|---|"]  # fmt: skip
+
+    def a(x):
+        return f"{x['auroc']:.3f} [{x['ci95'][0]:.2f}, {x['ci95'][1]:.2f}]" if x else ""
+
+    for x in o["rows"]:
+        mark = " (chosen)" if x["option"] == o["chosen"] else ""
+        if x.get("validation") is None:
+            out.append(f"| {x['option']} | {x.get('note', '')} | | | | |")
+            continue
+        out.append(f"| {x['option']}{mark} | {x.get('label', '')} | {a(x['validation'])} | {a(x.get('test'))} | "
+                   f"{a(x.get('vs_lookalike'))} | {a(x.get('vs_neutral'))} |")  # fmt: skip
     return "\n".join(out)
 
 
@@ -130,7 +151,8 @@ def main() -> None:
                            ("family against one neuron, CLIP full (n = 48)", b / "methods/table_full_clip.json", family_markdown),
                            ("nudity, offline encoder", b / "methods/nudity.json", nudity_markdown),
                            ("discovery on fresh prompts", b / "discovery_generalisation.json", generalisation_markdown),
-                           ("training options", b / "training_options/results.json", options_markdown)):  # fmt: skip
+                           ("training options", b / "training_options/results.json", options_markdown),
+                           ("every option, first SAE", b / "training_options/results.json", options_detail_markdown)):  # fmt: skip
         if path.exists():
             print(f"\n### {name} ({path})\n")
             print(fn(json.loads(path.read_text())))
