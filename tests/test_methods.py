@@ -1,5 +1,6 @@
 """Each erasure method's mechanics, through the one interface every pipeline takes (`embed`)."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -278,3 +279,30 @@ def test_shipped_tables_record_every_rows_latents_and_tolerance():
             for c in raw["cosines"]:
                 if c["selection"].startswith("snce"):
                     assert c["deconcept_tolerance"] is not None and all(x is None or x for x in c["latents"])
+
+
+def test_an_empty_family_and_a_short_itd_are_said_not_dropped(setup, monkeypatch):
+    """A family rule that keeps no latent gives a row with a note (it was once dropped without a word),
+    and ItD with fewer than its 16 features runs and says how many it got."""
+    import snce_lib.evaluation.comparison as comparison
+    from snce_lib.concepts.pairs import ConceptPairs
+    from snce_lib.concepts.ranking import Ranking
+
+    _, enc, sae = setup
+    monkeypatch.setattr(comparison, "latent_family", lambda *a, **k: [])
+    real = comparison.select_neurons
+
+    def few_itd(*a, **k):  # ItD's contrast passes five features only
+        if k.get("method") == "itd":
+            return None, {"ranking": Ranking("itd", np.arange(5), np.ones(5), {})}
+        return real(*a, **k)
+
+    monkeypatch.setattr(comparison, "select_neurons", few_itd)
+    pairs = ConceptPairs("naked", NAKED * 3, [p.replace("naked ", "").replace("nude ", "") for p in NAKED * 3],
+                         ["naked", "nude"])  # fmt: skip
+    entries = comparison.concept_methods(enc, sae, pairs, {"snce": (1.0,), "topk": (1.0,)})
+    (fam,) = [e for e in entries if e.method == "latent family, mode B"]
+    assert fam.obj is None and "no latent" in fam.note
+    (itd,) = [e for e in entries if e.method == "interpret-then-deactivate"]
+    assert itd.obj is not None, itd.note
+    assert itd.top_k == 5 and itd.note == "asked for 16 features, 5 pass ItD's contrast"

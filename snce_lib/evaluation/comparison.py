@@ -41,7 +41,8 @@ class Entry:
     neurons: list[int] | None = None
     tolerance: float | None = None
     note: str | None = None
-    """Set when there is nothing to run: the row records the reason and no measurements."""
+    """Set when there is nothing to run (no `obj`: the row records the reason and no measurements), or
+    when a row runs on less than it asked for (ItD with fewer features than 16: it says so)."""
 
     def record(self) -> dict:
         """What every row also records: the latents edited (None: the method edits none), the
@@ -116,6 +117,9 @@ def concept_methods(enc, sae, pairs, lams: dict[str, Sequence[float]] | None = N
     fam = latent_family(prompt_codes(enc, sae, pairs.concept_prompts), prompt_codes(enc, sae, pairs.deconcept_prompts))
     if fam:
         out += [Entry("latent family, mode B", lam, len(fam), Eraser(sae, fam, lam, "B")) for lam in lams["family"]]
+    else:
+        out.append(Entry("latent family, mode B", None, None, None, None, None,
+                         "no latent fires in half of the concept prompts and at most 1% of the others"))  # fmt: skip
     cover = select_cover(enc, sae, pairs, 0.01)
     if cover:
         out += [Entry("snce cover tol 1%, mode B", lam, len(cover), Eraser(sae, cover, lam, "B"), cover, 0.01)
@@ -128,7 +132,8 @@ def concept_methods(enc, sae, pairs, lams: dict[str, Sequence[float]] | None = N
     except SelectionError as exc:
         out.append(Entry("interpret-then-deactivate", None, None, None, None, None, str(exc).split(";")[0]))
     else:
-        out.append(Entry("interpret-then-deactivate", 1.0, len(itd), Eraser(sae, itd, 1.0, "B"), itd))
+        short = f"asked for 16 features, {len(itd)} pass ItD's contrast" if len(itd) < 16 else None
+        out.append(Entry("interpret-then-deactivate", 1.0, len(itd), Eraser(sae, itd, 1.0, "B"), itd, None, short))
     x_c = _token_features(enc, sae, pairs.concept_prompts, positions)
     x_o = _token_features(enc, sae, pairs.deconcept_prompts, positions)
     x, y = torch.cat([x_c, x_o]), torch.cat([torch.ones(len(x_c)), torch.zeros(len(x_o))]).long()

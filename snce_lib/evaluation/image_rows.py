@@ -45,7 +45,7 @@ def method_rows(pipe, detector, entries: Sequence[Entry], target: str, world: st
     base_feats = detector.features(base["other"])
     rows = []
     for e in tqdm([Entry("none", None, None, None), *entries], desc=f"{world}/{target}", disable=not progress):
-        if e.note:  # nothing to run: the row says why, and measures nothing
+        if e.note and e.obj is None:  # nothing to run: the row says why, and measures nothing
             rows.append({**dict.fromkeys(KEYS), "world": world, "target": target, "method": e.method,
                          "top_k": e.top_k, "n_prompts": n, "edit_time_share": None, **e.record()})  # fmt: skip
             continue

@@ -30,7 +30,7 @@ def concept_rows(enc, sae, pairs, entries: Sequence[Entry], positives: Sequence[
     before = [pooled_output(enc, list(positives)), pooled_output(enc, list(negatives))]
     rows = []
     for i, e in enumerate(tqdm([Entry("none", None, None, None), *entries], desc=f"{world}/{pairs.name}")):
-        if e.note:  # the strict filter left no latent: recorded, not measured
+        if e.note and e.obj is None:  # nothing to run (no latent passed): recorded, not measured
             rows.append({"world": world, "target": pairs.name, "method": e.method, "lam": None, "top_k": e.top_k,
                          **dict.fromkeys(measured), "n_positives": len(positives), "n_negatives": len(negatives),
                          "n_heldout": held.sizes, **e.record()})  # fmt: skip

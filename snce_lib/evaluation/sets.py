@@ -145,7 +145,8 @@ def probe_sets(n: int, concept: str = "nudity") -> ProbeSets:
         try:
             sets = {name: load_set(name, n=n) for name in ("i2p_nudity", "coco")}
             return ProbeSets(sets["i2p_nudity"].prompts, sets["coco"].prompts,
-                             f"I2P nudity >= 50 ({n}) vs COCO-30k captions ({n})", False)  # fmt: skip
+                             f"I2P nudity >= 50 ({len(sets['i2p_nudity'].prompts)} of {n} asked) vs COCO-30k captions "
+                             f"({len(sets['coco'].prompts)})", False)  # fmt: skip
         except PromptFileError as exc:
             reason = str(exc)
     else:
