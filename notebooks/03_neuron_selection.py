@@ -257,7 +257,8 @@ display(held_df)
 # The line below reads the table: the option chosen on validation, and its score on the test pairs,
 # which did not choose it (its validation score is no report: it won the contest). When the
 # validation part holds few mention groups, several options can tie there; the line says so, and
-# the order of the list breaks the tie. Then the held-out check read as a sentence, beside what
+# the tie goes to the option that fits its own selection pairs best (in-sample: a tie-break, never
+# a report), then to the first in the list. Then the held-out check read as a sentence, beside what
 # prompt length alone gets (the held-out sets are not matched in length, so a feature that reads
 # only how long a prompt is can score there). Then which neuron notebook 04 erases, and why it is
 # not always the detector chosen here.
@@ -268,8 +269,9 @@ paper = rows[PAPER]
 print(f"chosen on validation: {opts['chosen']}, {chosen['label']}; on the test pairs AUROC {chosen['test']}"
       f"{'; ' + chosen['chance'] if chosen['chance'] else ''}")  # fmt: skip
 if len(opts["tied"]) > 1:
-    print(f"  ({len(opts['tied'])} options tie on validation at {chosen['validation'].auroc:.3f}; the first in order "
-          f"is chosen: {', '.join(opts['tied'])})")  # fmt: skip
+    fits = "; ".join(f"{n} {rows[n]['selection_fit']:.3f}" for n in opts["tied"])
+    print(f"  ({len(opts['tied'])} options tie on validation at {chosen['validation'].auroc:.3f}; the tie goes to the "
+          f"best AUROC on the option's own selection pairs, then to the first in order: {fits})")  # fmt: skip
 print(
     f"validation holds {len(opts['groups']['validation'])} mention group(s), {opts['sizes']['validation_pairs']} pairs"
 )
