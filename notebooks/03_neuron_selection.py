@@ -190,8 +190,11 @@ detectors = compare_detectors(
     rankings, prompt_codes(encoder, sae, ds.positives), prompt_codes(encoder, sae, ds.negatives)
 )
 fig, ax = plt.subplots(figsize=(5, 5))
-for d in detectors:
-    ax.plot(d.fpr, d.tpr, label=f"{d.label} (#{d.neuron}): AUROC {d.auroc:.3f} [{d.ci.lo:.2f}, {d.ci.hi:.2f}]")
+for j, d in enumerate(detectors):  # a neuron two methods share is drawn once, dashed the second time
+    shared = any(e.neuron == d.neuron for e in detectors[:j])
+    ax.plot(d.fpr, d.tpr, ls="--" if shared else "-", lw=2.5 if shared else 1.5,
+            label=f"{d.label} (#{d.neuron}): AUROC {d.auroc:.3f} [{d.ci.lo:.2f}, {d.ci.hi:.2f}]"
+            + (" (same neuron as above)" if shared else ""))  # fmt: skip
     print(f"{d.label}: {with_label(d.neuron, labels)}, AUROC {d.ci} {chance_note(d.ci)}".rstrip())
 ax.plot([0, 1], [0, 1], "k:", lw=1)
 ax.set(title=f"Neuron as nudity detector\n{ds.description}", xlabel="false positive rate", ylabel="true positive rate")
