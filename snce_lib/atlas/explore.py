@@ -106,7 +106,8 @@ def explore(encoder, sae, prompts: Sequence[str], concept: str = "nudity", n_clu
     tolerant = rank(ConceptCodes(c_codes, d_codes), "modulated_frequency", max_deconcept_share=0.01)
     sc = scores.s_c
     summary = kind_summary(kinds)
-    title = f"SAE atlas: {sae.cfg.n_latents} features at {sae.cfg.layer} of {sae.cfg.encoder_id or 'an encoder'}"
+    name = "MiniLM-L6 (offline)" if sae.cfg.encoder_id == "offline" else sae.cfg.encoder_id or "an encoder"
+    title = f"SAE atlas: {sae.cfg.n_latents} features at {sae.cfg.layer} of {name}"
     page = atlas_data(atlas, labels, layout, sae.W_dec, sc, title=title, shown=members, note=shown_note(summary, show))
     return Exploration(atlas, labels, kinds, summary, show, layout, map_scores, concept, sc, scores.top(10), page,
                        [int(f) for f in tolerant.neurons])  # fmt: skip
