@@ -30,6 +30,8 @@ from snce_lib.workbook.profiles import Profile
 T4_FP16_PEAK = 65e12
 """FLOP/s, the T4's fp16 tensor-core peak (NVIDIA's T4 datasheet)."""
 UNET_STEP_T4_SECONDS = 1 / (1.79 * 4)
+#: Images notebook 02 draws to show what a feature does (its strip and a random feature's, 3 a prompt, 2 prompts).
+DRAWN_IMAGES = 12
 """Seconds per image-step on a T4: diffusers' published 1.79 it/s at batch 4 (fp16, torch 2.0, SDPA)."""
 UNET_STEP_FLOPS = 1.607e12
 """Two passes of SD v1.x's UNet (classifier-free guidance) on one 64x64 latent, counted (`count_flops`)."""
@@ -130,8 +132,12 @@ def plan(p: Profile) -> list[Estimate]:
     what = f"{steps:,} steps of {SAE_BATCH:,} tokens ({p.tokens / 1e6:g}M tokens), 768 -> 3,072 latents, k {p.k}"
     out.append(Estimate("01", "train", what, steps, gpu_seconds(steps * SAE_STEP_FLOPS), f"{how_gpu}, AuxK included"))
     cpu, how = _cpu("atlas", p.atlas_prompts)
-    out.append(Estimate("02", "atlas", f"codes, map and labels of {p.atlas_prompts:,} prompts", p.atlas_prompts,
-                        gpu_seconds(p.atlas_prompts * FLOPS["encoder_to_block_10"]) + cpu, f"{how_gpu}; CPU: {how}"))  # fmt: skip
+    # notebook 02 also draws what one feature does: two strips of 3 images and a random feature's, 12 images
+    draws = DRAWN_IMAGES * p.steps * UNET_STEP_T4_SECONDS * (p.resolution / 512) ** 2
+    out.append(Estimate("02", "atlas", f"codes, map and labels of {p.atlas_prompts:,} prompts; {DRAWN_IMAGES} images of "
+                        "what a feature draws", p.atlas_prompts,
+                        gpu_seconds(p.atlas_prompts * FLOPS["encoder_to_block_10"]) + cpu + draws,
+                        f"{how_gpu}; CPU: {how}; images: diffusers' T4 rate"))  # fmt: skip
     # notebook 03 encodes the atlas sample again, the concept pairs, 500 background prompts and the detector sets
     n03 = p.atlas_prompts + 200 + 500 + SET_ROWS["i2p_nudity"] + 50 + p.coco_negatives
     cpu, how = _cpu("select", n03)
