@@ -90,7 +90,7 @@ print(ex.describe())
 # prompt, a function word or punctuation ("a", "of", "with", ","), or a content word. (BOS, position
 # 0, is left out of the SAE's training and of every statistic here, because the eraser never edits
 # it: in CLIP it is the same vector for every prompt; in MiniLM it attends to the whole prompt, as
-# notebook 01 shows, but it is not a word of it.) A feature's kind is where its
+# but it is not a word of it.) A feature's kind is where its
 # **strong** firings fall: for each prompt, the position of its largest activation there (its
 # peak); the peaks that reach half of the feature's top (the mean of its five highest) vote, each
 # with its activation, and the kind of position with the most wins. Counting firings instead would
@@ -110,7 +110,7 @@ print(ex.describe())
 # %%
 S = ex.set_aside
 display(pd.DataFrame([{"strongest on": WHY[k], "features": S["counts"][k], "share of live features": f"{S['shares'][k]:.1%}"}
-                      for k in KINDS] + [{"strongest on": "never fires on the sample", "features": S["counts"]["dead"],
+                      for k in KINDS] + [{"strongest on": "silent on the label half (where kinds are read)", "features": S["counts"]["dead"],
                                           "share of live features": ""}]))  # fmt: skip
 names = np.array(kinds.names())
 fig, ax = plt.subplots(figsize=(7, 3.4))
@@ -271,7 +271,7 @@ display(notebook_frame(ex.page))
 # predicts best.
 
 # %%
-common = busiest_content[5]
+common = next((f for f in busiest_content if not labels[f].label.startswith("weak")), busiest_content[0])
 nudity_content = [f for f in ex.concept_tolerant if kinds.content()[f]][:5]
 for f in [common, *nudity_content[:2]]:
     display(HTML(feature_card(atlas, int(f), n=5, labels=labels)["html"]))
@@ -337,7 +337,8 @@ table.pivot(index="concept", columns="ranking", values="hit").astype(int).join(
 #   prompt) is fitted on the eight prompts. It scores every whole word of the encoder's vocabulary
 #   on its own (one pass per SAE, cached beside it, the same pass as the cards' "vocabulary
 #   alone"). The features that carry the probe's direction most on its 80 highest words, and on the
-#   examples' own words, form the family; any that fires as much on the counterexamples is dropped.
+#   examples' own words, form the family; any whose largest activation, averaged over the
+#   counterexamples, is as high as over the examples is dropped (it can still fire on them, weaker).
 #   A prompt's family score is the sum of its members' largest activations, each weighted by how
 #   much of the probe's direction its decoder row carries. The recipe (80 words, one feature a
 #   word, largest activation, probe weights) was chosen on notebook 03's concept/deconcept pairs
@@ -366,9 +367,8 @@ probe = fit_concept_probe(encoder, rain, calm, sae.cfg.layer or None)
 family = find_family(encoder, sae, rain, calm, vocab, probe=probe)
 top1 = found[DEFAULT_DISCOVERY].top(1)[0]
 print(f"the probe's 15 highest words of {len(vocab.words):,}:", ", ".join(family.words[:15]))
-print(
-    f"family: {len(family.latents)} features; the top-1 feature is {'' if top1 in family.latents else 'not '}one of them"
-)
+print(f"family: {len(family.latents)} features; the top-1 feature is {'' if top1 in family.latents else 'not '}one of "
+      f"them; the table shows the top-1 feature and the family's first {min(9, len(family.latents))}")  # fmt: skip
 rain_codes, calm_codes = prompt_codes(encoder, sae, rain), prompt_codes(encoder, sae, calm)
 weight = dict(zip(family.latents, family.weights))
 shown_latents = list(dict.fromkeys([top1, *family.latents[:9]]))
@@ -427,6 +427,15 @@ print(f"the family reaches AUROC 0.8 on {G['family']['at_least_0.8']} of {G['fam
       f"set before measuring: 10 of 12, with a mean at or above the dense probe's; its mean is "
       f"{'at or above' if G['family']['mean'] >= G['probe']['mean'] else 'below'} it); it beats the top-1 feature on "
       f"{wins} of {len(gen['rows'])} concepts")  # fmt: skip
+# what prompt length alone scores on the same prompts (the set is matched in mean word count, so near 0.5)
+from snce_lib.concepts.detection import auroc
+from snce_lib.concepts.generalisation import load_generalisation_set
+
+fresh_sets = load_generalisation_set()
+by_len = [auroc(np.array([len(p.split()) for p in fp.positives]), np.array([len(p.split()) for p in fp.negatives]))
+          for fp in fresh_sets.values()]  # fmt: skip
+print(f"prompt length alone (word count): mean AUROC {np.mean(by_len):.3f} over the {len(by_len)} concepts "
+      f"(from {min(by_len):.2f} to {max(by_len):.2f})")  # fmt: skip
 # the family's gain over the top-1 feature, paired by concept, with a bootstrap over the 12 concepts
 gain = np.array([r["family"].auroc - r["top1"].auroc for r in gen["rows"]])
 boot = numpy_rng(0, "family-gain").choice(gain, (2000, len(gain))).mean(1)
@@ -498,8 +507,10 @@ wb.record(P, "atlas", {"prompts": len(sample), "never_fire": never, "latents": s
 #    that live there fire on a large share of positions; shown, they would fill the busiest table.
 # 2. The cell below prints the overlap of the two searches. Each word predicts its own few
 #    features; when they share some, it is the context they appear in ("art", "photo"), not the concept.
-# 3. The cell below counts the clusters. Several clusters mean the concept is spread over several
-#    latents, so subtracting one leaves the others (notebook 04 measures exactly this).
+# 3. The cell below counts the clusters, first of all five, then of those whose labels name nudity
+#    (the tuple's words): a ranked feature whose label does not is not a nudity feature, and its
+#    cluster says nothing about the concept. Several clusters among the named ones mean the concept
+#    is spread over several latents, so subtracting one leaves the others (notebook 04 measures this).
 # 4. Read the labels and scores in the table: the default lens compares the largest activation on
 #    the examples' content words, so a feature that names the concept should come first; the
 #    frequency rankings return busy features on four examples.
@@ -512,4 +523,10 @@ print(
     f"3. the five content features the 1% tolerance ranks highest for nudity fall in {len(concept_clusters)} cluster(s) of the map:",
     "; ".join(with_label(f, labels) for f in nudity_content),
 )
+from snce_lib.concepts.pairs import load_concept
+
+tuple_words = set(load_concept("nudity").tuple_words)
+named = [f for f in nudity_content if set(labels[f].specific) & tuple_words]
+print(f"   {len(named)} of the five have a label that names nudity; they fall in "
+      f"{len({int(L.cluster[f]) for f in named})} cluster(s)")  # fmt: skip
 print(f"4. discovery found {disc['hit_rate'][DEFAULT_DISCOVERY]:.0%} of {disc['n']} concepts with the default lens")

@@ -156,7 +156,14 @@ print("tolerances tried (neurons that passed each):",
 winner = sel.neurons[0]
 sel.save(P.run_dir / "neurons_nudity.json")
 print("winner:", with_label(winner, labels))
-print(sel.stats)
+st = sel.stats
+print(f"it fires on {st['concept_firing_share'][0]:.2%} of the concept positions, {st['deconcept_firing_share'][0]:.2%} "
+      f"of the deconcept ones and {st['background_firing_share'][0]:.2%} of 500 background prompts' positions")  # fmt: skip
+tuple_words = set(pairs.tuple_words)
+if not set(labels[winner].specific) & tuple_words:
+    print(
+        "its label names none of the tuple's words: by its label, the paper's filter did not find a nudity neuron here"
+    )
 display(HTML(feature_card(atlas, winner, n=8, labels=labels)["html"]))
 
 # %% [markdown]
@@ -226,7 +233,8 @@ wb.record(P, "selection_nudity", {"neurons": sel.neurons, "candidates": len(sc.c
 # sides. Every option selects on the *selection* part; the *validation* part chooses one option;
 # the *test* part, which chose nothing, reports every option, the chosen one included. Each AUROC
 # carries its sample sizes and a bootstrap 95% interval. A dense linear probe on the encoder's pooled
-# output, fitted on the selection part, shows what any detector on these features could reach. The
+# output, fitted on the selection part, stands beside them as a reference: a detector that reads every
+# feature at once, not one latent (a single latent can still beat it on a given set). The
 # warning column flags an AUROC whose interval contains 0.5 (near chance) or lies under it (below
 # chance: the detector prefers the other set; against look-alikes, it prefers the word to the concept).
 
@@ -286,6 +294,12 @@ words = {k: np.array([len(p.split()) for p in getattr(held, k)]) for k in ("conc
 print(f"prompt length alone (word count): vs look-alikes AUROC {auroc_ci(words['concept'], words['lookalike'])}, "
       f"vs neutral {auroc_ci(words['concept'], words['neutral'])} (mean words: "
       + ", ".join(f"{k} {v.mean():.1f}" for k, v in words.items()) + ")")  # fmt: skip
+by_length = auroc_ci(words["concept"], words["lookalike"]).auroc
+no_better = [
+    r["option"] for r in opts["rows"] if r.get("vs_lookalike") is not None and r["vs_lookalike"].lo <= by_length
+]
+print(f"held out vs look-alikes, no better than length alone ({by_length:.3f}; interval not above it): "
+      + (", ".join(no_better) or "none"))  # fmt: skip
 if paper["neuron"] is not None:
     print(f"the paper's filter ({PAPER}): {paper['label']}; on the test pairs AUROC {paper['test']}")
 else:

@@ -76,7 +76,10 @@ def test_padding_function_and_content_features_are_told_apart_on_a_planted_store
     s = kind_summary(kinds)
     assert s["live"] == 4 and s["counts"]["content"] == 2 and s["shares"]["end_pad"] == 0.25
     text = describe_set_aside(s)
-    assert text.startswith("showing 2 content features (50% of 4 live)") and "1 never fire" in text
+    assert (
+        text.startswith("showing 2 content features (50% of 4 live)")
+        and "1 silent on the prompts kinds are read on" in text
+    )
     only = content_only(codes, w)
     assert not only.pad.any() and int(only.real.sum()) == int((w.kind == CONTENT).sum())
 

@@ -145,7 +145,7 @@ def label_features(atlas: Atlas, n_words: int = 3, n_tokens: int = 5, rare_below
         kind = "dead" if kinds.kind[f] < 0 else KINDS[kinds.kind[f]]
         lo, hi = int(starts[f]), int(starts[f + 1])
         if kind == "dead":
-            labels.append(FeatureLabel(f, "dead (never fires on this sample)", "dead", freq, kind="dead"))
+            labels.append(FeatureLabel(f, "dead (silent on the label half of this sample)", "dead", freq, kind="dead"))
             continue
         ws, cs = w_all[lo:hi], c_all[lo:hi]
         is_weak = hi == lo
@@ -237,9 +237,7 @@ def describe(labels: list[FeatureLabel]) -> str:
     n = {s: sum(x.status == s for x in labels) for s in ("live", "rare", "dead")}
     scores = [x.score for x in labels if x.kind == "content" and x.score is not None]
     med = f"; content labels' median score (F1 on held-out prompts) {np.median(scores):.2f}" if scores else ""
-    return (
-        f"{n['live']} live, {n['rare']} rare (< {RARE_BELOW:.0e} of positions), {n['dead']} dead of {len(labels)}{med}"
-    )
+    return f"{n['live']} live, {n['rare']} rare (< {RARE_BELOW:.0e} of positions), {n['dead']} dead (silent on the label half) of {len(labels)}{med}"
 
 
 def with_label(f: int, labels: list[FeatureLabel] | None) -> str:

@@ -279,7 +279,7 @@ def describe_set_aside(summary: dict) -> str:
     c, live = summary["counts"], summary["live"]
     parts = [f"{c[k]} ({c[k] / max(live, 1):.0%}) are strongest on {WHY[k]}" for k in ("end_pad", "function")]
     return (f"showing {c['content']} content features ({c['content'] / max(live, 1):.0%} of {live} live); "
-            f"set aside: {'; '.join(parts)}; {c['dead']} never fire")  # fmt: skip
+            f"set aside: {'; '.join(parts)}; {c['dead']} silent on the prompts kinds are read on")  # fmt: skip
 
 
 def special_ids(encoder) -> tuple[int, ...]:

@@ -36,12 +36,25 @@ def installed_since(snapshot: str | os.PathLike) -> list[str] | None:
     from importlib.metadata import distributions
 
     path = Path(snapshot)
-    if not path.exists():
+    if not path.exists() or not _installed_after(path):
         return None
     # pip and importlib.metadata may spell a name differently (case, - or _): compare normalised
     before = {_norm(line) for line in path.read_text().split()}
     now = {_norm(f"{d.metadata['Name']}=={d.version}") for d in distributions() if d.metadata["Name"]}
     return sorted(now - before, key=str.lower)
+
+
+def _installed_after(snapshot: Path) -> bool:
+    """Whether this environment's snce was installed after `snapshot` was taken: the install cell writes
+    the snapshot, then installs snce. A snapshot older than the snce here (a checkout set up later, or
+    another environment's file left in /tmp) says nothing about what this kernel's install cell did."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        info = getattr(distribution("snce"), "_path", None)  # its .dist-info folder, written by the install
+    except PackageNotFoundError:
+        return False
+    return info is not None and Path(info).exists() and Path(info).stat().st_mtime >= snapshot.stat().st_mtime
 
 
 def _norm(pin: str) -> str:
