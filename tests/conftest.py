@@ -39,3 +39,13 @@ def tiny_clip_dir(tmp_path_factory):
     from snce_lib.models.pipelines import build_tiny_sd
 
     return build_tiny_sd(tmp_path_factory.mktemp("tiny_sd") / "sd")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """For modules of tiny models (`pytestmark = pytest.mark.usefixtures("one_thread")`): a second thread
+    only waits on the first (and on a busy machine, a lot)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

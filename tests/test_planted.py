@@ -26,13 +26,8 @@ from snce_lib.sae.superposition import as_planted, train_toy_models
 HIER = [(0, [1, 2, 3]), (4, [5, 6, 7]), (8, [9, 10, 11]), (12, [13, 14, 15])]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The models here are tiny: a second thread only waits on the first (and on a busy machine, a lot)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+#: tiny models: one thread (`one_thread` in conftest.py)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_hierarchy_parents_fire_exactly_with_one_child():

@@ -14,14 +14,8 @@ from snce_lib.sae.superposition import (
     train_toy_models,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The models here are tiny: a second thread only waits on the first (and on a busy machine, a lot)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+#: tiny models: one thread (`one_thread` in conftest.py)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from snce_lib.concepts.positions import (
     encoder_words,
     kind_summary,
 )
-from snce_lib.concepts.ranking import ConceptCodes, Ranking, modulated_frequency, rank, rank_variants
+from snce_lib.concepts.ranking import ConceptCodes, Ranking, modulated_frequency, rank_variants
 from snce_lib.concepts.selection import rank_counted
 
 SHOW = ("content", "all")
@@ -103,14 +103,14 @@ def explore(encoder, sae, prompts: Sequence[str], concept: str = "nudity", n_clu
         prompt_codes(encoder, sae, pairs.deconcept_prompts),
     )
     scores = modulated_frequency(c_codes, d_codes)
-    tolerant = rank(ConceptCodes(c_codes, d_codes), "modulated_frequency", max_deconcept_share=0.01)
+    tolerant = modulated_frequency(c_codes, d_codes, max_deconcept_share=0.01)
     sc = scores.s_c
     summary = kind_summary(kinds)
     name = "MiniLM-L6 (offline)" if sae.cfg.encoder_id == "offline" else sae.cfg.encoder_id or "an encoder"
     title = f"SAE atlas: {sae.cfg.n_latents} features at {sae.cfg.layer} of {name}"
     page = atlas_data(atlas, labels, layout, sae.W_dec, sc, title=title, shown=members, note=shown_note(summary, show))
     return Exploration(atlas, labels, kinds, summary, show, layout, map_scores, concept, sc, scores.top(10), page,
-                       [int(f) for f in tolerant.neurons])  # fmt: skip
+                       [int(f) for f in tolerant.ranking])  # fmt: skip
 
 
 #: The discovery rankings, default first: the plain lens over content positions, then the

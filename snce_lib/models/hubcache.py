@@ -38,6 +38,7 @@ from snce_lib.models.tiny import (
     tiny_unet,
     tiny_vae,
 )
+from snce_lib.models.toy.clip import bytes_to_unicode  # CLIP's byte table, one home
 
 # ---- SD v1.4's tokenizer, rebuilt from the byte-pair file open_clip_torch ships ------------------
 BPE_FILE = "bpe_simple_vocab_16e6.txt.gz"
@@ -65,21 +66,6 @@ def clip_bpe_path() -> Path:
         f"SD v1.4's tokenizer is rebuilt from CLIP's byte-pair file {BPE_FILE}, which ships in the package "
         f"open_clip_torch; install it without its dependencies (they would pull torchvision): {INSTALL_HINT}"
     )
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """CLIP's (and GPT-2's) byte -> printable character map: the 256 byte symbols of the vocabulary."""
-    keep = (
-        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    chars = keep[:]
-    n = 0
-    for b in range(256):
-        if b not in keep:
-            keep.append(b)
-            chars.append(256 + n)
-            n += 1
-    return dict(zip(keep, map(chr, chars)))
 
 
 def clip_vocab(bpe_path: str | os.PathLike | None = None) -> tuple[dict[str, int], list[str]]:

@@ -106,7 +106,7 @@ def _matches(specs: Sequence[Spec], named: torch.Tensor, sid: torch.Tensor) -> t
 # -- tokenizer ---------------------------------------------------------------------------------------
 
 
-def _bytes_to_unicode() -> dict[int, str]:
+def bytes_to_unicode() -> dict[int, str]:
     """CLIP's (and GPT-2's) byte-to-printable-character table, so merges and vocab are plain text."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs = bs[:]
@@ -125,7 +125,7 @@ def train_tokenizer(texts: Sequence[str], merges: int) -> tuple[dict[str, int], 
     then BOS and EOS, as in CLIP's own vocab.json."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
-    byte_chars = list(_bytes_to_unicode().values())
+    byte_chars = list(bytes_to_unicode().values())
     tok = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()  # letters runs and punctuation runs, as CLIP's regex
