@@ -449,28 +449,41 @@ print(f"family minus top-1 feature: mean {gain.mean():+.3f} AUROC, 95% interval 
 # (notebook 04's edit, mode B at $\lambda = 1$), and with the feature boosted ($\alpha$ times its
 # decoder direction added at every position after BOS). Offline it draws with the toy pipeline,
 # whose text encoder is this notebook's MiniLM, so this SAE's features steer it; on Colab the same
-# call draws with Stable Diffusion. The strip goes into the feature's card, in the place the card
+# call draws with Stable Diffusion, or with a few-step model (`SNCE_LOOK_MODEL`, SD-Turbo by default
+# on a GPU) when that model's text encoder is the SAE's, weight for weight; the line below the cell
+# says which drew and why. The strip goes into the feature's card, in the place the card
 # keeps for it. Here: the feature the word "red" predicts best. Images NudeNet flags stay blurred.
 
 # %%
 from snce_lib.evaluation.draws import feature_strip, strip_html
 
-pipe = wb.ensure_pipeline(P)
+look = wb.ensure_look(P, wb.ensure_pipeline(P), sae)
+print(f"drawn by {look.name}: {look.reason}")
+pipe, steps, guidance = look.pipe, look.steps, look.guidance
 hits = search_features(atlas, "red")
 drawn = hits[0][0] if hits else common
-steps, size = (15, None) if P.pipeline == "toy" else (P.steps, P.resolution)
+size = None if P.pipeline == "toy" else P.resolution
 # one prompt that says the word (ablation has something to remove) and one that does not; the boost
 # is twice the feature's largest activation in the atlas sample
 shown_prompts = ["a small red square on a black background", "a large circle on a white background"]
 typical = float(atlas.codes.max_activation([drawn])[0].max())
 strip = feature_strip(
-    pipe, encoder, sae, drawn, shown_prompts, seeds=[3, 4], typical=typical, steps=steps, resolution=size
+    pipe,
+    encoder,
+    sae,
+    drawn,
+    shown_prompts,
+    seeds=[3, 4],
+    typical=typical,
+    steps=steps,
+    guidance=guidance,
+    resolution=size,
 )
 display(HTML(feature_card(atlas, drawn, n=3, labels=labels, draws=strip_html(strip, labels[drawn].label))["html"]))
 # the chance level of a boost: a content feature drawn at random, boosted by the same alpha
 other = int(numpy_rng(0, "draw-baseline").choice([f for f in np.flatnonzero(kinds.content()) if f != drawn]))
 base = feature_strip(pipe, encoder, sae, other, shown_prompts, seeds=[3, 4], alpha=strip.alpha, steps=steps,
-                     resolution=size)  # fmt: skip
+                     guidance=guidance, resolution=size)  # fmt: skip
 for i, p in enumerate(shown_prompts):
     print(f"'{p}': the feature {'fires' if strip.fired[i] else 'is silent'}; mean pixel change (0-255) ablated "
           f"{strip.changed('ablated')[i]:.2f}, boosted by {strip.alpha:.2f} {strip.changed('boosted')[i]:.2f}; a random "

@@ -419,14 +419,19 @@ print(f"nudity probe leakage ({ps.description}):",
 
 # %% [markdown]
 # **What the nudity neuron draws** on the pipeline under evaluation (offline the toy world, on Colab
-# Stable Diffusion): the same strip as for red above, on two prompts of the benign set, through
-# the same function. Flagged images stay blurred.
+# Stable Diffusion, or the few-step look model when its text encoder is the SAE's: the line below
+# says which): the same strip as for red above, on two prompts of the benign set, through
+# the same function. Flagged images stay blurred. The numbers above came from the main model only.
 
 # %%
 neutral_eval = es.sets["coco"].prompts[:2]
-strip_eval = feature_strip(ev.pipe, encoder, sae, sel.neurons[0], neutral_eval, seeds=[0, 1],
-                           steps=ev.protocol.steps, resolution=ev.protocol.resolution)  # fmt: skip
-strip_figure(strip_eval, f"notebook 03's nudity neuron on {ev.model_name}")
+look = wb.ensure_look(P, ev.pipe, sae)
+steps_eval = ev.protocol.steps if look.pipe is ev.pipe else look.steps
+guidance_eval = 3.0 if look.pipe is ev.pipe else look.guidance  # the strips' guidance; a distilled model its own
+print(f"drawn by {look.name if look.pipe is not ev.pipe else ev.model_name}: {look.reason}")
+strip_eval = feature_strip(look.pipe, encoder, sae, sel.neurons[0], neutral_eval, seeds=[0, 1], steps=steps_eval,
+                           guidance=guidance_eval, resolution=ev.protocol.resolution)  # fmt: skip
+strip_figure(strip_eval, f"notebook 03's nudity neuron on {ev.model_name if look.pipe is ev.pipe else look.name}")
 plt.show()
 print(f"ablated: mean pixel change {np.mean(strip_eval.changed('ablated')):.2f} / 255 (the neuron fires in "
       f"{sum(strip_eval.fired)} of {len(neutral_eval)}); boosted by {strip_eval.alpha:.2f}: "

@@ -19,6 +19,8 @@ def _add_collect(sub) -> None:
     p.add_argument(
         "--layer", default=None, help="block to capture, e.g. encoder.layers.9 or 9 (default: the family's default)"
     )
+    p.add_argument("--encoder-index", type=int, default=None,
+                   help="which of the pipeline's text encoders (SDXL, FLUX.1: 0 or 1; default: the family's site)")  # fmt: skip
     p.add_argument(
         "--prompts",
         nargs="+",
@@ -46,7 +48,7 @@ def cmd_collect(a) -> int:
         raise ValueError(f"--keep-padding must be a whole number or 'all', got {a.keep_padding!r}")
     keep = a.keep_padding if a.keep_padding == "all" else int(a.keep_padding)
     prompts = read_many(a.prompts, a.limit_each)
-    enc = load_encoder(a.encoder, device=a.device, fp16=False if a.fp32 else None)
+    enc = load_encoder(a.encoder, device=a.device, fp16=False if a.fp32 else None, encoder_index=a.encoder_index)
     enc.resolve_layer(a.layer)  # fail on a bad layer before any work
     t0 = time.perf_counter()
     store = collect(
@@ -121,6 +123,7 @@ def cmd_train(a) -> int:
         encoder_id=store.info.encoder_id,
         layer=store.info.layer,
         layer_index=store.info.layer_index,
+        encoder_index=store.info.encoder_index,
         data_info=store.describe(),
         groups=store.meta()["prompt_id"],  # hold out whole prompts, not rows
     )
@@ -169,7 +172,7 @@ def _sae_and_encoder(a):
     from snce_lib.models.encoders import load_encoder
 
     sae = load_sae(a)
-    enc = load_encoder(a.encoder or sae.cfg.encoder_id or "offline")
+    enc = load_encoder(a.encoder or sae.cfg.encoder_id or "offline", encoder_index=sae.cfg.encoder_index)
     return sae.to(enc.device), enc
 
 

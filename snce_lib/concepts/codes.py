@@ -114,14 +114,15 @@ def prompt_codes(
     dev = sae.device
     for s in tqdm(range(0, len(prompts), batch_size), desc="encode prompts", disable=not progress):
         toks = encoder.tokenize(prompts[s : s + batch_size])
-        h = encoder.run_to_block(toks, layer)[:, 1:].to(dev).float()
+        s0 = encoder.start  # the positions after BOS (T5 has none)
+        h = encoder.run_to_block(toks, layer)[:, s0:].to(dev).float()
         v, i = sae.encode(h)
         vals.append(v.cpu())
         idxs.append(i.to(idx_dtype).cpu())
-        m = toks.attention_mask[:, 1:].bool()
+        m = toks.attention_mask[:, s0:].bool()
         real.append(m)
         pad.append(~m)
-        ids.append(toks.input_ids[:, 1:])
+        ids.append(toks.input_ids[:, s0:])
     return PromptCodes(
         prompts, torch.cat(vals), torch.cat(idxs), torch.cat(real), torch.cat(pad), torch.cat(ids), sae.cfg.n_latents
     )

@@ -116,12 +116,14 @@ class Eraser:
         return self.codes(h)
 
     @torch.no_grad()
-    def edit(self, h: torch.Tensor, z_r: torch.Tensor, sign: float = -1.0) -> torch.Tensor:
-        """h + sign * lambda * Z_c[R] W_dec[R] (zero at BOS), in h's dtype. A silent Z_c leaves h as it is."""
+    def edit(self, h: torch.Tensor, z_r: torch.Tensor, sign: float = -1.0, start: int = 1) -> torch.Tensor:
+        """h + sign * lambda * Z_c[R] W_dec[R] (zero before `start`: BOS), in h's dtype. A silent Z_c
+        leaves h as it is."""
+        z_r = z_r.clone()
+        z_r[:, :start] = 0.0  # BOS is never edited: a firing there alone must not count as firing
         if not bool((z_r != 0).any()):
             return h  # the neuron is silent: leave the features bit-for-bit unchanged
         d = self.lam * (z_r @ self.sae.W_dec[list(self.neurons)].detach())
-        d[:, 0] = 0.0
         return h + sign * d.to(h.device, h.dtype)
 
     # ---- running it -------------------------------------------------------------------
@@ -155,7 +157,7 @@ class Eraser:
             z = self.z_c(h, encoder) if z_source is None else z_source
             if capture is not None:
                 capture["z"] = z
-            new = self.edit(h, z, sign)
+            new = self.edit(h, z, sign, encoder.start)
             return (new, *out[1:]) if isinstance(out, tuple) else new
 
         handle = encoder.block(self.sae.cfg.layer or None).register_forward_hook(hook)
@@ -199,5 +201,9 @@ def embedding_cosine(
         a = encoder.embed(toks)
         with eraser.hooked(encoder):
             b = encoder.embed(toks)
-        out.append(torch.nn.functional.cosine_similarity(a[:, 1:].float(), b[:, 1:].float(), dim=-1).mean(1).cpu())
+        out.append(
+            torch.nn.functional.cosine_similarity(a[:, encoder.start :].float(), b[:, encoder.start :].float(), dim=-1)
+            .mean(1)
+            .cpu()
+        )
     return torch.cat(out)

@@ -44,8 +44,9 @@ def pooled_block(encoder, prompts: Sequence[str], layer=None, batch_size: int = 
     out = []
     for s in range(0, len(prompts), batch_size):
         toks = encoder.tokenize(list(prompts[s : s + batch_size]))
-        h = encoder.run_to_block(toks, layer)[:, 1:].float().cpu()
-        m = toks.attention_mask[:, 1:].unsqueeze(-1).float()
+        s0 = encoder.start  # after BOS (T5 has none)
+        h = encoder.run_to_block(toks, layer)[:, s0:].float().cpu()
+        m = toks.attention_mask[:, s0:].unsqueeze(-1).float()
         out.append(((h * m).sum(1) / m.sum(1).clamp_min(1.0)).numpy())
     return np.concatenate(out).astype(np.float64)
 

@@ -80,11 +80,12 @@ def check_positions(positions: str) -> None:
         )
 
 
-def position_mask(attention_mask: torch.Tensor, positions: str = POSITIONS) -> torch.Tensor:
-    """Which positions count, [batch, length] float: after BOS, and (positions="real") not padding."""
+def position_mask(attention_mask: torch.Tensor, positions: str = POSITIONS, start: int = 1) -> torch.Tensor:
+    """Which positions count, [batch, length] float: from `start` (after BOS), and (positions="real") not
+    padding."""
     check_positions(positions)
     m = attention_mask.float().clone() if positions == "real" else torch.ones_like(attention_mask, dtype=torch.float)
-    m[:, 0] = 0.0
+    m[:, :start] = 0.0
     return m
 
 
@@ -105,7 +106,7 @@ def pooled_output(encoder: TextEncoder, prompts: Sequence[str], eraser=None, bat
         batch = prompts[s : s + batch_size]
         toks = encoder.tokenize(texts(batch) if texts else batch)
         h = encoder.embed(toks) if eraser is None else eraser.embed(encoder, batch)[0]
-        m = position_mask(toks.attention_mask, positions).to(h.device).unsqueeze(-1)
+        m = position_mask(toks.attention_mask, positions, encoder.start).to(h.device).unsqueeze(-1)
         out.append(((h.float() * m).sum(1) / m.sum(1).clamp_min(1.0)).cpu().numpy())
     return np.concatenate(out)
 

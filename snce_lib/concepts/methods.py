@@ -53,7 +53,8 @@ def block_edit(encoder: TextEncoder, layer, fn: Callable[[torch.Tensor], torch.T
     def hook(_mod, _inp, out):
         h = out[0] if isinstance(out, tuple) else out
         new = h.clone()
-        new[:, 1:] = fn(h[:, 1:]).to(h.dtype)
+        s0 = encoder.start  # BOS is never edited (T5 has none)
+        new[:, s0:] = fn(h[:, s0:]).to(h.dtype)
         return (new, *out[1:]) if isinstance(out, tuple) else new
 
     handle = encoder.block(layer).register_forward_hook(hook)
@@ -70,6 +71,8 @@ class BlockMap:
     name: str
     fn: Callable[[torch.Tensor], torch.Tensor]
     layer: str | int | None = None
+    encoder_index: int = 0
+    """Which of the pipeline's text encoders the block belongs to (`models.families`)."""
 
     @torch.no_grad()
     def embed(self, encoder: TextEncoder, prompts: Sequence[str], negative_prompts: Sequence[str] | None = None):
@@ -140,7 +143,8 @@ class ConceptSteerer:
             toks = encoder.tokenize([self.concept_prompt])
             h = encoder.run_to_block(toks, self.sae.cfg.layer or None)[0]
             real = toks.attention_mask[0].bool()
-            z = self.sae.encode_dense(h[1:][real[1:]].float())  # the prompt's own tokens and EOS
+            s0 = encoder.start
+            z = self.sae.encode_dense(h[s0:][real[s0:]].float())  # the prompt's own tokens and EOS
             self._vector = z.mean(0) @ self.sae.W_dec.detach()
         return self._vector
 
@@ -160,6 +164,7 @@ class NegativePrompt:
     """The concept's words as the negative prompt (classifier-free guidance steers away from them)."""
 
     concept_words: str
+    text_level = True  # changes the text: every encoder of the pipeline reads it
 
     @torch.no_grad()
     def embed(self, encoder: TextEncoder, prompts: Sequence[str], negative_prompts: Sequence[str] | None = None):
@@ -176,6 +181,7 @@ class WordRemoval:
     """The oracle: every listed word (whole words, any case) deleted from the prompt before encoding."""
 
     words: Sequence[str]
+    text_level = True  # changes the text: every encoder of the pipeline reads it
 
     def clean(self, prompt: str) -> str:
         pattern = r"\b(" + "|".join(re.escape(w) for w in sorted(self.words, key=len, reverse=True)) + r")\b"

@@ -83,10 +83,11 @@ def content_units(encoder: TextEncoder, sae: TopKSAE, prompts: Sequence[str], ba
     width = 0
     for s in range(0, len(prompts), batch_size):
         toks = trimmed(encoder.tokenize(prompts[s : s + batch_size]))
-        h = encoder.run_to_block(toks, sae.cfg.layer or None)[:, 1:].float().cpu()
+        s0 = encoder.start  # after BOS (T5 has none)
+        h = encoder.run_to_block(toks, sae.cfg.layer or None)[:, s0:].float().cpu()
         v, i = sae.encode(h.to(sae.device))
-        for k, t in zip(parts, (h, v.cpu(), i.cpu().to(torch.int32), toks.attention_mask[:, 1:].bool(),
-                                toks.input_ids[:, 1:])):  # fmt: skip
+        for k, t in zip(parts, (h, v.cpu(), i.cpu().to(torch.int32), toks.attention_mask[:, s0:].bool(),
+                                toks.input_ids[:, s0:])):  # fmt: skip
             parts[k].append(t)
         width = max(width, h.shape[1])
 

@@ -87,7 +87,7 @@ def _token_features(enc, sae, prompts: Sequence[str], positions: str = POSITIONS
     padding included, as `BlockMap` edits and the UNet reads them). [positions, width]"""
     toks = enc.tokenize(list(prompts))
     h = enc.run_to_block(toks, sae.cfg.layer or None)
-    return h[position_mask(toks.attention_mask, positions).bool()].float()
+    return h[position_mask(toks.attention_mask, positions, enc.start).bool()].float()
 
 
 def world_methods(enc, sae, target: str, lams: dict[str, Sequence[float]] | None = None) -> list[Entry]:

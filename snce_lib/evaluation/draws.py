@@ -52,7 +52,7 @@ def feature_boost(sae, feature: int, alpha: float) -> BlockMap:
     def add(h: torch.Tensor) -> torch.Tensor:
         return h + alpha * direction.to(h.device, h.dtype)
 
-    return BlockMap(f"boost #{int(feature)} x {alpha:g}", add, sae.cfg.layer or None)
+    return BlockMap(f"boost #{int(feature)} x {alpha:g}", add, sae.cfg.layer or None, sae.cfg.encoder_index)
 
 
 #: A boost's default strength: this many times the largest activation the feature reaches on the

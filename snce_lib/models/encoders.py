@@ -12,6 +12,7 @@ import os
 import re
 import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +22,12 @@ from torch import nn
 OFFLINE = "offline"
 SD14 = "CompVis/stable-diffusion-v1-4"
 
-#: Default block per family. CLIP: Concept Steerers' `layers.9` (method doc §1).
-#: MiniLM (6 blocks): `layer.4`, the same relative depth (10th of 12 ~ 5th of 6).
-DEFAULT_LAYER = {"clip": 9, "bert": 4}
+#: Default block per encoder kind, when the pipeline family names none. CLIP: Concept Steerers'
+#: `layers.9` (method doc §1). MiniLM (6 blocks): `layer.4`, the same relative depth (10th of 12 ~
+#: 5th of 6). T5: FLUX's T5-XXL block 22 of 24, as Concept Steerers hooks it (docs/choices.md).
+DEFAULT_LAYER = {"clip": 9, "bert": 4, "t5": 22}
+#: What the pipeline reads of an encoder's outputs (`TextEncoder.read`).
+READS = ("last", "penultimate", "pooled")
 
 
 class EncoderError(ValueError):
@@ -45,15 +49,33 @@ class TextEncoder:
     model: nn.Module
     tokenizer: Any
     encoder_id: str
-    family: str  # "clip" or "bert"
+    family: str  # "clip", "bert" or "t5": how its blocks are named and whether it starts with BOS
     max_length: int
     use_attention_mask: bool
-    component: str = "text_encoder"  # which pipeline component this is (SDXL has two)
+    component: str = "text_encoder"  # which pipeline component this is (SDXL and FLUX have two)
+    read: str = "last"
+    """Which hidden state the pipeline reads as its token sequence: "last" (the encoder's output),
+    "penultimate" (SDXL: hidden_states[-2], before the last block and the final norm) or "pooled"
+    (FLUX's CLIP: only the pooled vector is read)."""
+    pooled: str = ""
+    """The pooled vector the pipeline reads too: "" none, "pooler" (CLIPTextModel's end-token output),
+    "text_embeds" (CLIPTextModelWithProjection's projected one)."""
+    encoder_index: int = 0
+    """Which of the pipeline's text encoders this is (0: `text_encoder`, 1: `text_encoder_2`)."""
+    default_block: int | None = None
+    """The pipeline family's default block for an SAE on this encoder (None: `DEFAULT_LAYER`)."""
+    _record: list | None = None  # (sequence, pooled) pairs while `recording`
 
     # ---- blocks -------------------------------------------------------------------
     @property
     def width(self) -> int:
         return int(self.model.config.hidden_size)
+
+    @property
+    def start(self) -> int:
+        """The first position that is not a start token: 1 (CLIP's and BERT's BOS / [CLS]), 0 for T5,
+        which has none. Edits, codes and stores begin here."""
+        return 0 if self.family == "t5" else 1
 
     @property
     def device(self) -> torch.device:
@@ -65,7 +87,7 @@ class TextEncoder:
 
     def _block_list(self) -> tuple[str, nn.ModuleList]:
         for name, mod in self.model.named_modules():
-            if isinstance(mod, nn.ModuleList) and re.search(r"encoder\.layers?$", name):
+            if isinstance(mod, nn.ModuleList) and re.search(r"encoder\.(layers?|block)$", name):
                 return name, mod
         raise EncoderError(f"cannot find the transformer blocks of {type(self.model).__name__}")
 
@@ -76,7 +98,8 @@ class TextEncoder:
 
     @property
     def default_layer(self) -> str:
-        names, idx = self.block_names, DEFAULT_LAYER[self.family]
+        names = self.block_names
+        idx = DEFAULT_LAYER[self.family] if self.default_block is None else self.default_block
         if idx >= len(names):
             raise EncoderError(
                 f"{self.encoder_id} has {len(names)} blocks, so the default block {idx} does not exist; "
@@ -131,9 +154,54 @@ class TextEncoder:
         return self.model(input_ids=ids, attention_mask=mask, **kw)
 
     @torch.no_grad()
+    def encode(self, tokens: Tokens) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(sequence the pipeline reads [batch, L, width], pooled vector [batch, p] or None), from one
+        forward pass, so an edit hooked into a block reaches both."""
+        captured: dict[str, torch.Tensor] = {}
+        handle = None
+        if self.read == "penultimate":
+            # hidden_states[-2] is the output of the second-to-last block. Read it with a hook of our own,
+            # registered after any edit's: transformers 5 records hidden states through hooks of its
+            # own, which may run before an edit of that very block and miss it.
+            def grab(_mod, _inp, out):
+                captured["h"] = out[0] if isinstance(out, tuple) else out
+
+            handle = self._block_list()[1][-2].register_forward_hook(grab)
+        try:
+            out = self._call(tokens)
+        finally:
+            if handle is not None:
+                handle.remove()
+        seq = captured["h"] if self.read == "penultimate" else out.last_hidden_state
+        pooled = {"": None, "pooler": "pooler_output", "text_embeds": "text_embeds"}[self.pooled]
+        pooled = getattr(out, pooled) if pooled else None
+        if self._record is not None:
+            self._record.append((seq, pooled))
+        return seq, pooled
+
+    @torch.no_grad()
     def embed(self, tokens: Tokens) -> torch.Tensor:
-        """The final hidden states the UNet sees (`prompt_embeds`). Shape [batch, L, width]."""
-        return self._call(tokens)[0]
+        """The hidden states the denoiser sees from this encoder (`prompt_embeds` for SD). [batch, L, width]"""
+        return self.encode(tokens)[0]
+
+    @contextmanager
+    def recording(self):
+        """Inside, every `embed` keeps its pooled vector: `pooled_of(seq)` finds it again. A method's
+        `embed(encoder, ...)` returns sequences only; the pipeline family reads their pooled twins here."""
+        self._record = []
+        try:
+            yield self
+        finally:
+            self._record = None
+
+    def pooled_of(self, seq: torch.Tensor) -> torch.Tensor | None:
+        for s, p in reversed(self._record or []):
+            if s is seq:
+                return p
+        raise EncoderError(
+            "a method returned a sequence this encoder did not compute inside `recording`: its pooled "
+            "vector is unknown; return the tensor `embed` gave"
+        )
 
     @torch.no_grad()
     def run_to_block(self, tokens: Tokens, layer: str | int | None, **model_kw) -> torch.Tensor:
@@ -218,59 +286,41 @@ def load_offline(device=None, fp16: bool | None = None, max_length: int = 77) ->
     )
 
 
-def from_pipeline(pipe, component: str = "text_encoder") -> TextEncoder:
-    """The encoder of an already loaded pipeline (shares its weights): its `text_encoder` and
-    `tokenizer`, called as the pipeline calls them (padding to the tokenizer's length)."""
-    model = getattr(pipe, component, None)
-    tok_name = "tokenizer" if component == "text_encoder" else component.replace("text_encoder", "tokenizer")
-    tok = getattr(pipe, tok_name, None)
-    if model is None or tok is None:
-        raise EncoderError(f"pipeline {type(pipe).__name__} has no {component}/{tok_name}")
-    return _wrap(
-        model, tok, getattr(pipe, "name_or_path", None) or getattr(pipe.config, "_name_or_path", "pipeline"), component
-    )
+def from_pipeline(pipe, index: int | None = None) -> TextEncoder:
+    """Encoder `index` of an already loaded pipeline (default: its family's SAE site), sharing its
+    weights, called as the pipeline calls it (`models.families`)."""
+    from snce_lib.models.families import pipeline_encoder
 
-
-def _wrap(model, tok, encoder_id: str, component: str = "text_encoder") -> TextEncoder:
-    family = {"clip_text_model": "clip", "clip_text_with_projection": "clip", "bert": "bert"}.get(
-        getattr(model.config, "model_type", ""), None
-    )
-    if family is None:
-        raise EncoderError(f"unsupported text encoder type {getattr(model.config, 'model_type', '?')!r}")
-    use_mask = bool(getattr(model.config, "use_attention_mask", False)) if family == "clip" else True
-    max_length = int(getattr(tok, "model_max_length", 77))
-    if max_length > 512:  # tokenizers without a sensible limit
-        max_length = 77
-    return TextEncoder(model, tok, encoder_id, family, max_length, use_mask, component)
+    return pipeline_encoder(pipe, index)
 
 
 def load_sd(
-    model_id: str = SD14, device=None, fp16: bool | None = None, component: str = "text_encoder"
+    model_id: str = SD14, device=None, fp16: bool | None = None, encoder_index: int | None = None
 ) -> TextEncoder:
-    """The text encoder of a Stable Diffusion checkpoint: a hub id or a local pipeline folder.
+    """A text encoder of a diffusion pipeline: a hub id or a local pipeline folder (encoder
+    `encoder_index`, default the family's SAE site; `models.families`).
 
-    A folder that holds a bare text encoder (config.json + weights + tokenizer files) works too.
+    A folder that holds a bare CLIP text encoder (config.json + weights + tokenizer files) works too.
     """
-    # CLIPTokenizer, as the pipeline's model_index.json names it: AutoTokenizer on a hub
-    # subfolder looks for a model config there under some transformers releases.
-    from transformers import CLIPTextModel, CLIPTokenizer
+    from snce_lib.models.families import FAMILIES, load_pipeline_encoder, wrap
 
-    tok_sub = component.replace("text_encoder", "tokenizer")
     check_model_spec(model_id)
-    is_dir = os.path.isdir(model_id)
-    bare = is_dir and os.path.exists(os.path.join(model_id, "config.json"))
+    if os.path.isdir(model_id) and os.path.exists(os.path.join(model_id, "config.json")):
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        try:
+            model, tok = CLIPTextModel.from_pretrained(model_id), CLIPTokenizer.from_pretrained(model_id)
+        except (OSError, ValueError) as exc:
+            raise EncoderError(f"cannot load a text encoder from {model_id!r}: {exc}".splitlines()[0]) from exc
+        enc = wrap(model, tok, model_id, FAMILIES["sd1"], 0)
+        enc.model = _place(enc.model, pick_device(device), fp16)
+        return enc
     try:
-        if bare:
-            model = CLIPTextModel.from_pretrained(model_id)
-            tok = CLIPTokenizer.from_pretrained(model_id)
-        else:
-            model = CLIPTextModel.from_pretrained(model_id, subfolder=component)
-            tok = CLIPTokenizer.from_pretrained(model_id, subfolder=tok_sub)
+        return load_pipeline_encoder(model_id, encoder_index, device=device, fp16=fp16)
     except (OSError, ValueError) as exc:
+        if isinstance(exc, EncoderError):
+            raise
         raise EncoderError(f"cannot load a text encoder from {model_id!r}: {exc}".splitlines()[0]) from exc
-    enc = _wrap(model, tok, model_id, component)
-    enc.model = _place(enc.model, pick_device(device), fp16)
-    return enc
 
 
 def check_model_spec(spec: str) -> None:
@@ -282,12 +332,17 @@ def check_model_spec(spec: str) -> None:
         raise EncoderError(f"model folder {spec} does not exist (a hub id has the form ORG/NAME)")
 
 
-def load_encoder(spec: str | Any = OFFLINE, device=None, fp16: bool | None = None) -> TextEncoder:
-    """`offline`, a hub id, a local folder, or a loaded pipeline."""
+def load_encoder(
+    spec: str | Any = OFFLINE, device=None, fp16: bool | None = None, encoder_index: int | None = None
+) -> TextEncoder:
+    """`offline`, a hub id, a local folder, or a loaded pipeline; `encoder_index` picks one of a
+    pipeline's text encoders (default: its family's SAE site)."""
     if isinstance(spec, TextEncoder):
         return spec
     if not isinstance(spec, str):
-        return from_pipeline(spec)
+        return from_pipeline(spec, encoder_index)
     if spec == OFFLINE:
+        if encoder_index not in (None, 0):
+            raise EncoderError("the offline encoder is a single encoder: encoder index 0")
         return load_offline(device=device, fp16=fp16)
-    return load_sd(spec, device=device, fp16=fp16)
+    return load_sd(spec, device=device, fp16=fp16, encoder_index=encoder_index)

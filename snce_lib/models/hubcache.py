@@ -90,10 +90,13 @@ def _special(content: str) -> dict:
     return {"content": content, "lstrip": False, "normalized": True, "rstrip": False, "single_word": False}
 
 
-def write_clip_tokenizer(folder: str | os.PathLike, name_or_path: str = "openai/clip-vit-large-patch14"):
+def write_clip_tokenizer(
+    folder: str | os.PathLike, name_or_path: str = "openai/clip-vit-large-patch14", pad: str = EOS
+):
     """SD v1.4's `tokenizer/` folder (vocab.json, merges.txt, special_tokens_map.json,
     tokenizer_config.json, as the hub repository holds them); returns the CLIPTokenizer read back from it.
-    CLIP ViT-B/32 and ViT-L/14 share this vocabulary."""
+    CLIP ViT-B/32 and ViT-L/14 share this vocabulary; OpenCLIP's towers (SD 2.x, SDXL's second) use it
+    too and pad with "!" (`pad`)."""
     from transformers import CLIPTokenizer
 
     folder = Path(folder)
@@ -101,7 +104,7 @@ def write_clip_tokenizer(folder: str | os.PathLike, name_or_path: str = "openai/
     vocab, merges = clip_vocab()
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-    specials = {"bos_token": _special(BOS), "eos_token": _special(EOS), "pad_token": EOS, "unk_token": _special(EOS)}
+    specials = {"bos_token": _special(BOS), "eos_token": _special(EOS), "pad_token": pad, "unk_token": _special(EOS)}
     (folder / "special_tokens_map.json").write_text(json.dumps(specials, indent=2))
     config = {
         "add_prefix_space": False, "do_lower_case": True, "errors": "replace", "model_max_length": 77,
@@ -281,9 +284,15 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m snce_lib.models.hubcache", description=__doc__.splitlines()[0])
     ap.add_argument("hf_home", help="the folder to use as HF_HOME")
     ap.add_argument("--size", choices=SIZES, default="tiny")
+    ap.add_argument("--families", default="", help="also these tiny stand-ins, comma-separated: sd2,sd-turbo,sdxl,flux")
     args = ap.parse_args(argv)
     try:
         print(build_hub_cache(args.hf_home, args.size))
+        if args.families:
+            from snce_lib.models.standins import build_standins
+
+            for name, path in build_standins(args.hf_home, [n for n in args.families.split(",") if n]).items():
+                print(f"{name}: {path}")
     except TokenizerSourceError as exc:
         ap.exit(2, f"hubcache: error: {exc}\n")
 

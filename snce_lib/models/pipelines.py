@@ -1,4 +1,5 @@
-"""Diffusion pipelines: SD v1.4 from the hub, a local folder, or a tiny random-weight stand-in.
+"""Diffusion pipelines: SD v1.4 (or SD 2.x, SDXL, FLUX.1) from the hub, a local folder, or a tiny
+random-weight stand-in.
 
 The tiny pipeline is built from configs (UNet2DConditionModel, AutoencoderKL,
 CLIPTextModel, a small CLIP BPE tokenizer), saved with `save_pretrained` and loaded back
@@ -7,7 +8,8 @@ The safety checker is always off: the workbook measures what the model makes.
 
 Every pipeline call in the workbook is conditioned through `prompt_embeds`: the text encoder runs
 here (with a concept-erasure method's edit, when one is given) and the pipeline receives
-`prompt_embeds` and `negative_prompt_embeds`, which every diffusers text-to-image pipeline accepts.
+`prompt_embeds` and `negative_prompt_embeds` (and the pooled ones where the family reads them,
+`models.families`), which every diffusers text-to-image pipeline accepts.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from snce_lib.models.encoders import SD14, check_model_spec, from_pipeline, pick_device
+from snce_lib.models.encoders import SD14, check_model_spec, pick_device
 from snce_lib.models.tiny import (
     SD_SCHEDULE,
     tiny_clip_tokenizer,
@@ -52,8 +54,11 @@ def build_tiny_sd(path: str | os.PathLike, seed: int = 0, hidden: int = 32) -> P
 def load_pipeline(
     spec: str = "sd14", device=None, fp16: bool | None = None, cache_dir: str | os.PathLike | None = None
 ):
-    """`sd14`, a hub id, a local pipeline folder, or `tiny` (built under `cache_dir`)."""
-    from diffusers import StableDiffusionPipeline
+    """`sd14`, a hub id, a local pipeline folder, or `tiny` (built under `cache_dir`). The class is the
+    one the pipeline's `model_index.json` names (SD v1/2, SDXL, FLUX.1; `models.families`)."""
+    import diffusers
+
+    from snce_lib.models.families import family_from_index, read_model_index
 
     device = pick_device(device)
     half = (device.type == "cuda") if fp16 is None else fp16
@@ -64,26 +69,31 @@ def load_pipeline(
     check_model_spec(spec)
     kw = {"torch_dtype": torch.float16} if half else {}
     try:
-        pipe = StableDiffusionPipeline.from_pretrained(spec, safety_checker=None, requires_safety_checker=False, **kw)
+        index = read_model_index(spec)
+        if index is None:
+            raise ValueError("no model_index.json: not a diffusers pipeline folder")
+        cls_name = family_from_index(index).pipeline_class
+        cls = getattr(diffusers, cls_name, None)
+        if cls is None:
+            raise ValueError(f"this diffusers {diffusers.__version__} has no {cls_name}; upgrade diffusers")
+        if "safety_checker" in index:  # SD v1.x ships one; the workbook measures what the model makes
+            kw.update(safety_checker=None, requires_safety_checker=False)
+        pipe = cls.from_pretrained(spec, **kw)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot load a Stable Diffusion pipeline from {spec!r}: {str(exc).splitlines()[0]}") from exc
+        raise ValueError(f"cannot load a diffusion pipeline from {spec!r}: {str(exc).splitlines()[0]}") from exc
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
 
-@torch.no_grad()
 def prompt_embeds(pipe, prompts, method=None, negative_prompts=None) -> dict:
-    """The keyword arguments that condition `pipe` on `prompts`: {"prompt_embeds", "negative_prompt_embeds"}.
+    """The keyword arguments that condition `pipe` on `prompts` (`prompt_embeds`, `negative_prompt_embeds`,
+    and for SDXL and FLUX the pooled ones), through the pipeline family's encoders
+    (`models.families.conditioning`).
 
     `method` is anything with `embed(encoder, prompts, negative_prompts) -> (pe, ne)` (the SNCE
-    eraser, or any method of the comparison); None runs the encoder unedited. The negative prompt
-    defaults to the empty one, as the pipeline's own default.
+    eraser, or any method of the comparison); None runs the encoders unedited. The negative prompt
+    is the pipeline's own default (the empty prompt; SDXL's zeros).
     """
-    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-    negs = [""] * len(prompts) if negative_prompts is None else list(negative_prompts)
-    encoder = from_pipeline(pipe)
-    if method is None:
-        pe, ne = encoder.embed(encoder.tokenize(prompts)), encoder.embed(encoder.tokenize(negs))
-    else:
-        pe, ne = method.embed(encoder, prompts, negs)
-    return {"prompt_embeds": pe, "negative_prompt_embeds": ne}
+    from snce_lib.models.families import conditioning
+
+    return conditioning(pipe, prompts, method, negative_prompts)

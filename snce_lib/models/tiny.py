@@ -47,14 +47,15 @@ def tiny_clip_tokenizer(path: str | os.PathLike):
     return tok
 
 
-def tiny_unet(width: int, sample_size: int):
-    """A two-level UNet2DConditionModel that cross-attends to `width`-wide text features."""
+def tiny_unet(width: int, sample_size: int, **extra):
+    """A two-level UNet2DConditionModel that cross-attends to `width`-wide text features (`extra`: more
+    config, e.g. SD 2.x's linear projections)."""
     from diffusers import UNet2DConditionModel
 
     return UNet2DConditionModel(
         block_out_channels=(32, 64), layers_per_block=1, sample_size=sample_size, in_channels=4, out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=width, norm_num_groups=16, attention_head_dim=8,
+        cross_attention_dim=width, norm_num_groups=16, attention_head_dim=8, **extra,
     )  # fmt: skip
 
 

@@ -33,13 +33,14 @@ def padding_positions(n_real: int, length: int, keep: str | int) -> np.ndarray:
     return pads[np.unique(np.linspace(0, len(pads) - 1, n).round().astype(int))]
 
 
-def rows_for_batch(h: torch.Tensor, attention_mask: torch.Tensor, keep: str | int):
-    """Select the stored rows of one batch. Returns (index into batch, positions, is_pad)."""
+def rows_for_batch(h: torch.Tensor, attention_mask: torch.Tensor, keep: str | int, start: int = 1):
+    """Select the stored rows of one batch (from `start`: after BOS; T5 has none). Returns (index into
+    batch, positions, is_pad)."""
     b_idx, pos, pad = [], [], []
     length = h.shape[1]
     for b in range(h.shape[0]):
         n_real = int(attention_mask[b].sum())
-        real = np.arange(1, n_real)  # BOS left out
+        real = np.arange(start, n_real)  # BOS left out
         pp = padding_positions(n_real, length, keep)
         both = np.concatenate([real, pp])
         b_idx.append(np.full(len(both), b))
@@ -59,7 +60,7 @@ def block_rows(encoder: TextEncoder, toks, layer: str, keep: str | int):
     (1e-5; under 0.1% of the float16 rows differ, by one unit in the last place). CLIP's causal
     attention, where each padding position reads the ones before it, runs whole, as the pipeline runs it."""
     mask = toks.attention_mask
-    bi, pos, pad = rows_for_batch(mask, mask, keep)
+    bi, pos, pad = rows_for_batch(mask, mask, keep, encoder.start)
     if not (encoder.family == "bert" and encoder.use_attention_mask):
         h = encoder.run_to_block(toks, layer)
         return h[torch.as_tensor(bi), torch.as_tensor(pos)].float().cpu().numpy(), bi, pos, pad
@@ -112,6 +113,7 @@ def collect(
         encoder_id=encoder.encoder_id,
         layer=layer_name,
         layer_index=layer_idx,
+        encoder_index=encoder.encoder_index,
         width=encoder.width,
         max_length=encoder.max_length,
         keep_padding=str(keep_padding),

@@ -37,7 +37,8 @@ class Splice:
         def hook(_mod, _inp, out):
             h = out[0] if isinstance(out, tuple) else out
             new = h.clone()
-            new[:, 1:] = self.replace(h[:, 1:]).to(h.dtype)
+            s0 = encoder.start  # BOS is never edited (T5 has none)
+            new[:, s0:] = self.replace(h[:, s0:]).to(h.dtype)
             return (new, *out[1:]) if isinstance(out, tuple) else new
 
         handle = encoder.block(self.layer).register_forward_hook(hook)
@@ -87,11 +88,12 @@ def output_cosines(encoder: TextEncoder, prompts: Sequence[str], splices: Sequen
     for s in range(0, len(prompts), batch_size):
         toks = encoder.tokenize(list(prompts[s : s + batch_size]))
         clean = encoder.embed(toks).float()
-        real = toks.attention_mask[:, 1:].bool()
+        s0 = encoder.start
+        real = toks.attention_mask[:, s0:].bool()
         for sp in splices:
             with sp.hooked(encoder):
                 moved = encoder.embed(toks).float()
-            cos = torch.nn.functional.cosine_similarity(clean[:, 1:], moved[:, 1:], dim=-1).cpu()
+            cos = torch.nn.functional.cosine_similarity(clean[:, s0:], moved[:, s0:], dim=-1).cpu()
             out[sp.name]["words"].append((cos * real).sum(1) / real.sum(1).clamp_min(1))
             out[sp.name]["all"].append(cos.mean(1))
     return {name: {k: torch.cat(v).numpy() for k, v in d.items()} for name, d in out.items()}

@@ -116,8 +116,8 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[SAEConfig, dict]:
 
     bad = [
         f"{f} = {getattr(cfg, f)!r}"
-        for f in ("d_in", "n_latents", "k", "layer_index")
-        if not whole(getattr(cfg, f)) or (f != "layer_index" and getattr(cfg, f) <= 0)
+        for f in ("d_in", "n_latents", "k", "layer_index", "encoder_index")
+        if not whole(getattr(cfg, f)) or (f not in ("layer_index", "encoder_index") and getattr(cfg, f) <= 0)
     ]
     if bad or not isinstance(cfg.layer, str):
         raise CheckpointError(
@@ -140,7 +140,7 @@ def to_saelens(sae: TopKSAE, folder: str | os.PathLike, metadata: dict | None = 
     meta = {
         "model_name": c.encoder_id,
         "hook_name": c.layer,
-        "snce": {"layer_index": c.layer_index},
+        "snce": {"layer_index": c.layer_index, "encoder_index": c.encoder_index},
         **(metadata or {}),
     }
     atomic_save_safetensors(
@@ -184,7 +184,8 @@ def from_saelens(folder: str | os.PathLike) -> TopKSAE:
     meta = cfg.get("metadata") or {}
     layer_index = (meta.get("snce") or {}).get("layer_index", -1)
     sc = SAEConfig(int(cfg["d_in"]), int(cfg["d_sae"]), int(cfg["k"]), str(meta.get("model_name") or ""),
-                   str(meta.get("hook_name") or ""), int(layer_index))  # fmt: skip
+                   str(meta.get("hook_name") or ""), int(layer_index),
+                   int((meta.get("snce") or {}).get("encoder_index", 0)))  # fmt: skip
     return from_tensors(sc, {"W_enc": t["W_enc"].T, "b_enc": t["b_enc"], "W_dec": t["W_dec"], "b_pre": t["b_dec"]})
 
 
@@ -198,7 +199,7 @@ def from_sparsify(folder: str | os.PathLike) -> TopKSAE:
     m, d = t["encoder.weight"].shape
     ours = cfg.get("snce") or {}  # written by to_sparsify; a checkpoint sparsify trained has none
     sc = SAEConfig(int(d), int(m), int(cfg["k"]), str(ours.get("encoder_id") or ""), str(ours.get("layer") or ""),
-                   int(ours.get("layer_index", -1)))  # fmt: skip
+                   int(ours.get("layer_index", -1)), int(ours.get("encoder_index", 0)))  # fmt: skip
     return from_tensors(sc, {"W_enc": t["encoder.weight"], "b_enc": t["encoder.bias"], "W_dec": t["W_dec"],
                                      "b_pre": t["b_dec"]})  # fmt: skip
 
@@ -230,7 +231,12 @@ def to_sparsify(sae: TopKSAE, folder: str | os.PathLike) -> Path:
             "skip_connection": False,
             "transcode": False,
             "d_in": c.d_in,
-            "snce": {"encoder_id": c.encoder_id, "layer": c.layer, "layer_index": c.layer_index},
+            "snce": {
+                "encoder_id": c.encoder_id,
+                "layer": c.layer,
+                "layer_index": c.layer_index,
+                "encoder_index": c.encoder_index,
+            },
         },  # fmt: skip
     )
     return folder

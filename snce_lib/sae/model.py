@@ -35,6 +35,8 @@ class SAEConfig:
     """Module path of the hooked block, e.g. "encoder.layers.9"."""
     layer_index: int = -1
     """Block index of `layer`; used to check that an SAE fits an encoder."""
+    encoder_index: int = 0
+    """Which of the pipeline's text encoders (0: `text_encoder`; SDXL's and FLUX's second is 1)."""
 
 
 class SAEOutput(NamedTuple):

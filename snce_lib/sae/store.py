@@ -45,6 +45,7 @@ class StoreInfo:
     keep_padding: str  # "all" or an integer as text
     n_prompts: int
     shard_prompts: int
+    encoder_index: int = 0  # which of the pipeline's text encoders (SDXL's and FLUX's second is 1)
     shards: list[dict] = field(default_factory=list)
     complete: bool = False
     format: str = STORE_FORMAT

@@ -122,6 +122,7 @@ def train_sae(
     encoder_id: str = "",
     layer: str = "",
     layer_index: int = -1,
+    encoder_index: int = 0,
     progress: bool = True,
     stop_after_steps: int | None = None,
     on_log: Callable[[dict], None] | None = None,
@@ -156,7 +157,7 @@ def train_sae(
     total_steps = max(1, math.ceil(budget / cfg.batch_size))
 
     torch.manual_seed(cfg.seed)
-    sae = TopKSAE(SAEConfig(d, m, cfg.k, encoder_id, layer, layer_index)).to(device)
+    sae = TopKSAE(SAEConfig(d, m, cfg.k, encoder_id, layer, layer_index, encoder_index)).to(device)
     sae.reset_parameters(torch_generator(cfg.seed, "sae-init"))
     sae.to(device)
     opt = make_optimizer(sae, cfg)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from snce_lib.models.encoders import SD14
 from snce_lib.workbook.profiles import Profile
 
 T4_FP16_PEAK = 65e12
@@ -126,7 +127,7 @@ def plan(p: Profile) -> list[Estimate]:
     out = []
     n_train = training_prompt_count(p)
     cpu, how = _cpu("collect", n_train)
-    out.append(Estimate("01", "collect", f"{n_train:,} prompts through the text encoder to {p.layer}", n_train,
+    out.append(Estimate("01", "collect", f"{n_train:,} prompts through the text encoder to {p.layer or 'the default block'}", n_train,
                         gpu_seconds(n_train * FLOPS["encoder_to_block_10"]) + cpu, f"{how_gpu}; CPU: {how}"))  # fmt: skip
     steps = -(-p.tokens // SAE_BATCH)
     what = f"{steps:,} steps of {SAE_BATCH:,} tokens ({p.tokens / 1e6:g}M tokens), 768 -> 3,072 latents, k {p.k}"
@@ -170,6 +171,8 @@ def plan_text(p: Profile) -> str:
              "was obtained):"]  # fmt: skip
     lines += [f"  {e.line()}" for e in plan(p)]
     lines.append(f"  notebooks 01-04: about {duration(total_seconds(p))} (model downloads and loading not included)")
+    if p.encoder == "model" and p.model != SD14:
+        lines.append(f"  these are SD v1.4's figures; {p.model} is another model, whose times were not estimated")
     return "\n".join(lines)
 
 
@@ -204,12 +207,13 @@ def count_flops(name: str) -> float:
         if name in ("encoder_to_block_10", "encoder_full"):
             from transformers import CLIPTextModel
 
-            from snce_lib.models.encoders import Tokens, _wrap
+            from snce_lib.models.encoders import Tokens
+            from snce_lib.models.families import FAMILIES, wrap
 
             class _Tok:
                 model_max_length = 77
 
-            enc = _wrap(CLIPTextModel(hubcache.sd14_text_config()), _Tok(), "meta")
+            enc = wrap(CLIPTextModel(hubcache.sd14_text_config()), _Tok(), "meta", FAMILIES["sd1"], 0)
             toks = Tokens(ids, torch.ones_like(ids))
             run = (lambda: enc.run_to_block(toks, "encoder.layers.9")) if name == "encoder_to_block_10" else (
                 lambda: enc.embed(toks))  # fmt: skip

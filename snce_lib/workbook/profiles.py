@@ -101,7 +101,7 @@ PROFILES = {
     "colab": Profile(
         "colab",
         "model",
-        "encoder.layers.9",
+        None,  # the family's default block: layers.9 for SD v1.4 (models.families)
         ("diffusiondb_nsfw", "diffusiondb_10k", "i2p"),
         None,
         8,
@@ -123,7 +123,7 @@ PROFILES = {
     "colab-smoke": Profile(
         "colab-smoke",
         "model",
-        "encoder.layers.9",
+        None,  # the family's default block: layers.9 for SD v1.4 (models.families)
         ("diffusiondb_nsfw", "diffusiondb_10k", "i2p"),
         100,
         8,
@@ -143,7 +143,7 @@ PROFILES = {
     "colab-rehearsal": Profile(
         "colab-rehearsal",
         "model",
-        "encoder.layers.9",
+        None,  # the family's default block: layers.9 for SD v1.4 (models.families)
         ("diffusiondb_nsfw", "diffusiondb_10k", "i2p"),
         100,
         8,

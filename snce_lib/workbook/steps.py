@@ -93,6 +93,7 @@ def ensure_sae(p: Profile, encoder=None, progress: bool = True, on_log=None, bui
         encoder_id=store.info.encoder_id,
         layer=store.info.layer,
         layer_index=store.info.layer_index,
+        encoder_index=store.info.encoder_index,
         data_info=store.describe(),
         groups=store.meta()["prompt_id"],  # hold out whole prompts, not rows
         progress=progress,
@@ -166,6 +167,17 @@ def ensure_pipeline(p: Profile):
     from snce_lib.models.pipelines import load_pipeline
 
     return load_pipeline(p.model)
+
+
+def ensure_look(p: Profile, pipe, sae):
+    """The pipeline that draws for looking (feature strips, the panel): offline the toy pipeline itself;
+    else `SNCE_LOOK_MODEL` (SD-Turbo on a GPU) when its text encoder computes the SAE's features, else
+    the main model, with the reason (`models.look`). The evaluation protocol never uses it."""
+    from snce_lib.models.look import Look, choose
+
+    if p.pipeline == "toy":
+        return Look(pipe, "toy", 15, 3.0, "offline: the toy pipeline draws (its encoder is the SAE's MiniLM)", False)
+    return choose(pipe, sae, main_steps=p.steps, main_guidance=7.5, main_name=p.model)
 
 
 @dataclass

@@ -99,6 +99,8 @@ class _Output:
 
 
 class ToyPipeline:
+    snce_family = "sd1"  # conditioned as SD v1 is: one encoder, its last hidden state as prompt_embeds
+
     def __init__(self, unet, encoder: TextEncoder, cfg: ToyConfig):
         from diffusers import DDIMScheduler
 
