@@ -4,7 +4,8 @@
 # from a wheel built from this checkout (not editable), then all five notebooks run under the
 # colab-smoke profile from a working directory outside the repository, against a hub-shaped cache.
 # With a third argument `sdxl`, notebooks 01-04 run a second time with SNCE_MODEL set to SDXL base's id
-# (its hub-shaped stand-in: two text encoders, pooled embeddings), in the same runtime; with `models`,
+# (its hub-shaped stand-in: two text encoders, pooled embeddings), in the same runtime, with SD-Turbo as
+# the look model (whose encoder is not SDXL's: the notebooks must say so and draw with SDXL); with `models`,
 # only notebooks 01-04 run (chapter 00 uses neither transformers nor diffusers: one leg runs it).
 # Usage: bash .ci/colab_smoke.sh PINS_FILE WORK_DIR [sdxl|models]
 set -euo pipefail
@@ -37,7 +38,7 @@ echo "colab-smoke: installed $(basename "$wheel"); runtime kept: $(echo $after)"
 $py -m ipykernel install --sys-prefix --name python3 >/dev/null
 # SD v1.4's tokenizer in the cache is rebuilt from the byte-pair file open_clip_torch ships: its files only
 $py -m pip install -q --no-deps "open_clip_torch>=2.20"
-families=$([ "${3:-}" = sdxl ] && echo "--families sdxl" || true)
+families=$([ "${3:-}" = sdxl ] && echo "--families sdxl,sd-turbo" || true)
 $py -m snce_lib.models.hubcache "$work/hf" $families >"$work/hubcache.log" 2>&1 || { cat "$work/hubcache.log"; exit 1; }
 installed=$(cd "$work/cwd" && $py -c 'import snce_lib, os; print(os.path.dirname(snce_lib.__file__))')
 case "$installed" in "$repo"*) echo "colab-smoke: imported the checkout, not the wheel"; exit 1;; esac
@@ -49,7 +50,7 @@ echo "colab-smoke ($1): passed in $(( $(date +%s) - start )) s"
 if [ "${3:-}" = sdxl ]; then
   t=$(date +%s)
   HF_HOME=$work/hf HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 SNCE_HOME=$work/runs-sdxl SNCE_DATA_DIR=$repo/../shared/data \
-    SNCE_MODEL=stabilityai/stable-diffusion-xl-base-1.0 "$work/venv/bin/snce" workbook --profile colab-smoke \
+    SNCE_MODEL=stabilityai/stable-diffusion-xl-base-1.0 SNCE_LOOK_MODEL=stabilityai/sd-turbo "$work/venv/bin/snce" workbook --profile colab-smoke \
     --notebooks "$repo/notebooks" --only 01_train_sae 02_feature_atlas 03_neuron_selection 04_erasure_eval
   echo "colab-smoke ($1, SDXL, notebooks 01-04): passed in $(( $(date +%s) - t )) s"
 fi

@@ -68,6 +68,7 @@ from snce_lib.atlas.map import build_atlas
 from snce_lib.concepts.codes import prompt_codes
 from snce_lib.concepts.erase import Eraser
 from snce_lib.concepts.leakage import concept_latents, concept_leakage
+from snce_lib.concepts.pairs import load_concept
 from snce_lib.concepts.selection import select_neurons
 from snce_lib.evaluation.display import image_grid
 from snce_lib.evaluation.grid import run_grid
@@ -436,6 +437,22 @@ plt.show()
 print(f"ablated: mean pixel change {np.mean(strip_eval.changed('ablated')):.2f} / 255 (the neuron fires in "
       f"{sum(strip_eval.fired)} of {len(neutral_eval)}); boosted by {strip_eval.alpha:.2f}: "
       f"{np.mean(strip_eval.changed('boosted')):.2f} / 255")  # fmt: skip
+
+# %% [markdown]
+# **The panel on the pipeline under evaluation.** The panel from the top of this notebook, now with
+# notebook 03's nudity neuron (the one the table erases) on the pipeline the table measures, or on the
+# few-step look model when its text encoder is the SAE's (the line below says which draws, and why).
+# It opens on the first concept prompt of the nudity pairs where the neuron fires. Images NudeNet flags
+# are blurred. Nothing here feeds the table.
+
+# %%
+gen_eval, acts_eval = erasure_backend(look.pipe, encoder, sae, sel.neurons, sel.tuple_prompt, seed=0, steps=steps_eval,
+                                      guidance=guidance_eval, resolution=ev.protocol.resolution)  # fmt: skip
+print(f"the panel draws with {look.name if look.pipe is not ev.pipe else ev.model_name}: {look.reason}")
+start_eval = first_firing(acts_eval, load_concept("nudity").concept_prompts[:20])
+if start_eval is None:
+    print("the neuron fires on none of the first 20 nudity concept prompts: type one in the panel")
+display(erasure_panel(gen_eval, acts_eval, prompt=start_eval or "", lam=1.0, n_latents=sae.cfg.n_latents))
 
 # %% [markdown]
 # ## The paper-style table

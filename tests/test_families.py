@@ -161,3 +161,29 @@ def test_the_look_model_draws_only_when_it_reads_the_sae_features(hub, one_threa
     with torch.no_grad():
         enc_b.block(3).mlp.fc1.weight.add_(1e-3)
     assert not same_features(enc_a, enc_b, 18) and same_features(enc_a, enc_b, 2)
+
+
+def test_t5_positions_group_sentencepiece_words_and_its_vocabulary_reads_without_a_start_token(hub, one_thread):
+    """FLUX's T5 marks a word's start ("▁photo"), not its end, and puts no start token before a prompt: the
+    atlas's word grouping and its vocabulary pass read it so."""
+    from snce_lib.concepts.codes import prompt_codes
+    from snce_lib.concepts.positions import CONTENT, FUNCTION, encoder_words
+    from snce_lib.concepts.vocabulary import vocabulary_codes
+    from snce_lib.sae.model import SAEConfig, TopKSAE
+
+    enc = load_encoder(CASES["flux"][0], device="cpu")
+    sae = TopKSAE(SAEConfig(32, 64, 4, CASES["flux"][0], "encoder.block.22", 22, 1))
+    codes = prompt_codes(enc, sae, ["a photo of a zebra"], progress=False)
+    words = encoder_words(enc, codes)
+    n = int(codes.real[0].sum())  # the words' pieces and </s>, from position 0 (no BOS)
+    got = [words.word_of(0, j) for j in range(n)]
+    pieces = enc.token_strings(codes.token_ids[0][:n].tolist())
+    assert pieces[:4] == ["▁a", "▁photo", "▁of", "▁a"] and "".join(pieces[4:-1]) == "▁zebra"  # zebra: single letters
+    assert got == ["a", "photo", "of", "a"] + ["zebra"] * (n - 5) + ["[END]"]
+    assert words.kind[0, 1] == CONTENT and words.kind[0, 0] == FUNCTION and words.kind[0, 4] == CONTENT
+    vocab = vocabulary_codes(enc, sae, only=["photo", "painting", "zebra"], progress=False)
+    assert sorted(vocab.words) == ["painting", "photo"]  # "zebra" is no whole token of this vocabulary
+    # each word read alone at position 0 (no start token before it), as in a prompt
+    toks = enc.tokenize(["photo"])
+    assert torch.allclose(vocab.features[vocab.words.index("photo")].float(),
+                          enc.run_to_block(toks, 22)[0, 0].half().float())  # fmt: skip

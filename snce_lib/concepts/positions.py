@@ -65,7 +65,10 @@ class Words:
 
 
 def _piece(token: str) -> tuple[str, bool, bool]:
-    """(text, continues the previous piece, ends a word) for a WordPiece ("##ing") or BPE ("cat</w>") token."""
+    """(text, continues the previous piece, ends a word) for a WordPiece ("##ing"), BPE ("cat</w>") or
+    SentencePiece ("▁cat" starts a word, "s" continues it) token."""
+    if token.startswith("▁"):
+        return token[1:], False, False
     if token.startswith("##") and len(token) > 2:
         return token[2:], True, False
     if token.endswith("</w>"):
@@ -77,12 +80,14 @@ def whole_words(codes: PromptCodes, token_string, special_ids=()) -> Words:
     """Join each prompt's pieces into whole words and classify every position.
 
     WordPiece marks a continuation ("brut", "##ally"); CLIP's BPE marks a word's end ("brut",
-    "ally</w>"). A tokenizer that uses "</w>" anywhere is read as BPE. Special tokens and padding are
+    "ally</w>"); SentencePiece (T5) marks a word's start ("▁brut", "ally"). A tokenizer that uses "</w>"
+    anywhere is read as BPE, one whose tokens start with "▁" as SentencePiece. Special tokens and padding are
     end-or-padding; a word in FUNCTION_WORDS or without a letter or digit is a function word."""
     ids = codes.token_ids.numpy()
     uniq = np.unique(ids)
     text = {int(t): str(token_string(int(t))) for t in uniq}
     bpe = any(s.endswith("</w>") for s in text.values())
+    sp = not bpe and any(s.startswith("▁") for s in text.values())
     special = {int(t) for t in special_ids}
     real, pad = codes.real.numpy(), codes.pad.numpy()
     vocab: dict[str, int] = {"[PAD]": 0, "[END]": 1}
@@ -105,10 +110,15 @@ def whole_words(codes: PromptCodes, token_string, special_ids=()) -> Words:
                 pieces.append(piece)
                 done = ends or j + 1 == ids.shape[1] or not real[p, j + 1] or int(ids[p, j + 1]) in special
             else:
-                if not cont or start is None:
+                begins = text[tid].startswith("▁") if sp else not cont
+                if begins or start is None:
                     start, pieces = j, []
                 pieces.append(piece)
-                nxt = j + 1 < ids.shape[1] and real[p, j + 1] and text[int(ids[p, j + 1])].startswith("##")
+                nxt_text = text[int(ids[p, j + 1])] if j + 1 < ids.shape[1] and real[p, j + 1] else None
+                if sp:
+                    nxt = nxt_text is not None and not nxt_text.startswith("▁") and int(ids[p, j + 1]) not in special
+                else:
+                    nxt = nxt_text is not None and nxt_text.startswith("##")
                 done = not nxt
             if done:
                 w = "".join(pieces).lower()

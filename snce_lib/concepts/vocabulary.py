@@ -61,19 +61,24 @@ class VocabularyCodes:
 
 def vocabulary_words(encoder) -> list[tuple[str, int]]:
     """(word, token id) of every whole-word token: WordPiece tokens that are no continuation ("##ing"),
-    BPE tokens that end a word ("cat</w>"), letters only, three or more."""
+    BPE tokens that end a word ("cat</w>"), SentencePiece tokens that start one ("▁cat", T5), letters
+    only, three or more."""
     out = []
     for tok, tid in sorted(encoder.tokenizer.get_vocab().items(), key=lambda kv: kv[1]):
-        word = tok[:-4] if tok.endswith("</w>") else tok
+        word = tok[:-4] if tok.endswith("</w>") else tok[1:] if tok.startswith("▁") else tok
         bpe_piece = encoder.family == "clip" and not tok.endswith("</w>")
-        if not bpe_piece and WORD.fullmatch(word):
+        sp_piece = encoder.family == "t5" and not tok.startswith("▁")
+        if not bpe_piece and not sp_piece and WORD.fullmatch(word):
             out.append((word, int(tid)))
     return out
 
 
 def _bos_eos(encoder) -> tuple[list[int], list[int]]:
-    """The ids the tokenizer puts before and after a prompt's words (read off an empty prompt)."""
+    """The ids the tokenizer puts before and after a prompt's words (read off an empty prompt); T5 puts
+    none before (`TextEncoder.start` = 0)."""
     ids = list(encoder.tokenizer("")["input_ids"])
+    if encoder.start == 0:
+        return [], ids[:1]
     if len(ids) < 1:
         raise ValueError(f"the tokenizer of {encoder.encoder_id} adds no start token; cannot read words alone")
     return ids[:1], ids[1:2]
@@ -111,7 +116,13 @@ def vocabulary_codes(encoder, sae: TopKSAE, batch_size: int = 2048, progress: bo
     feats, vals, idxs = [], [], []
     for s in tqdm(range(0, len(pairs), batch_size), desc="read the vocabulary", disable=not progress):
         ids = torch.tensor([[*bos, tid, *eos] for _, tid in pairs[s : s + batch_size]])
-        h = encoder.run_to_block(Tokens(ids, torch.ones_like(ids)), sae.cfg.layer or None)[:, len(bos)].float()
+        mask = torch.ones_like(ids)
+        if encoder.family == "t5":
+            # T5 attends both ways and FLUX passes no mask: every padding position shapes a word's
+            # features, so the word is read padded to the pipeline's length, as in a prompt
+            pad = torch.full((len(ids), encoder.max_length - ids.shape[1]), int(encoder.tokenizer.pad_token_id))
+            ids, mask = torch.cat([ids, pad], 1), torch.cat([mask, torch.zeros_like(pad)], 1)
+        h = encoder.run_to_block(Tokens(ids, mask), sae.cfg.layer or None)[:, len(bos)].float()
         v, i = sae.encode(h.to(sae.device))
         feats.append(h.half().cpu())
         vals.append(v.float().cpu())
