@@ -187,3 +187,31 @@ def test_t5_positions_group_sentencepiece_words_and_its_vocabulary_reads_without
     toks = enc.tokenize(["photo"])
     assert torch.allclose(vocab.features[vocab.words.index("photo")].float(),
                           enc.run_to_block(toks, 22)[0, 0].half().float())  # fmt: skip
+
+
+def test_the_cli_takes_sdxl_by_its_hub_id_and_either_encoder(hub, tmp_path, capsys, one_thread):
+    """collect (the first encoder, named with --encoder-index), train, select, generate with the eraser:
+    the SAE's config carries the encoder index, and select and generate find that encoder again."""
+    import json
+
+    from snce_lib.cli import main
+
+    repo = CASES["sdxl"][0]
+    (tmp_path / "p.txt").write_text("\n".join(PROMPTS * 6))
+    (tmp_path / "pairs.csv").write_text("concept_prompt,deconcept_prompt\n" + "".join(
+        f"a naked {w},a {w}\n" for w in ["woman", "man", "cat", "dog", "tree", "house"]))  # fmt: skip
+    assert main(f"collect --encoder {repo} --encoder-index 0 --layer 10 --prompts {tmp_path / 'p.txt'} "
+                f"--out {tmp_path / 'st'}".split()) == 0  # fmt: skip
+    assert main(f"train --activations {tmp_path / 'st'} --out {tmp_path / 'sae'} --latents 64 --k 4 --batch-size 128 "
+                "--tokens 6400 --lr 0.003".split()) == 0  # fmt: skip
+    cfg = json.loads((tmp_path / "sae" / "cfg.json").read_text())
+    assert (cfg["encoder_id"], cfg["encoder_index"], cfg["layer_index"]) == (repo, 0, 10)
+    assert main(f"select --sae {tmp_path / 'sae'} --concept {tmp_path / 'pairs.csv'} --top-k 1 --fallback "
+                f"--out {tmp_path / 'n.json'}".split()) == 0  # fmt: skip
+    (tmp_path / "set.csv").write_text("prompt,evaluation_seed,case_number\na naked woman,1,0\na red car,2,1\n")
+    capsys.readouterr()
+    code = main(f"generate --model {repo} --prompts {tmp_path / 'set.csv'} --sae {tmp_path / 'sae'} --neurons "
+                f"{tmp_path / 'n.json'} --steps 2 --resolution 64 --device cpu --out {tmp_path / 'img'}".split())  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    rows = [json.loads(line) for line in (tmp_path / "img" / "manifest.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all((tmp_path / "img" / r["file"]).exists() for r in rows)
