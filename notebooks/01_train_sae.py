@@ -38,12 +38,14 @@
 # **Profiles.** `offline` (the default without a GPU): the packaged MiniLM-L6 encoder, the
 # project's own 6,000-prompt corpus, 1.5M training tokens, a few minutes on 2 CPU cores.
 # `colab` (the default on a GPU): the text encoder of `SNCE_MODEL` (default Stable Diffusion
-# v1.4's CLIP), block 10 (`encoder.layers.9`), 20,701 public prompts (DiffusionDB NSFW,
-# DiffusionDB 10k, I2P), 100M training tokens; `SNCE_TOKENS=400000000` for the paper's budget.
+# v1.4's CLIP), block 10 (`encoder.layers.9`: blocks count from 0 in code), about 20,700 public
+# prompts (DiffusionDB NSFW, DiffusionDB 10k, I2P), 100M training tokens; `SNCE_TOKENS=400000000` for
+# the paper's budget. With `SNCE_MODEL` set to SD 2.x, SDXL or FLUX.1 the SAE sits on that family's
+# default encoder and block (docs/choices.md); the collect cell prints where.
 #
-# **How long on a T4?** Not measured there (no T4 here); the arithmetic: one step of 4,096 tokens
-# at 768 → 3,072 costs ~116 GFLOP (encoder and decoder, forward and backward), ~174 with AuxK, so
-# 100M tokens (24,414 steps) is ~4.2 PFLOP. At the T4's fp16 tensor-core peak (65 TFLOP/s) and a
+# **How long on a T4?** Not measured there (no T4 here); the arithmetic for SD v1.4: one step of
+# 4,096 tokens at 768 → 3,072 costs ~116 GFLOP (encoder and decoder, forward and backward), ~174 with
+# AuxK, so 100M tokens (about 24,400 steps) is ~4.2 PFLOP. At the T4's fp16 tensor-core peak (65 TFLOP/s) and a
 # realistic 25-50% of it, that is ~2-5 min of arithmetic; memory traffic and the store's reads make
 # it ~10-25 min in practice (training uses mixed precision on a GPU). The training cell prints the
 # throughput this run actually measured.
@@ -72,6 +74,7 @@ import torch
 from IPython.display import display
 
 from snce_lib import workbook as wb
+from snce_lib.models.families import site
 from snce_lib.sae.formats import save_pretrained
 from snce_lib.workbook import exercises as ex
 
@@ -85,8 +88,8 @@ book = ex.Exercises()  # this notebook's prediction
 # %% [markdown]
 # ## Why a *sparse* dictionary?
 #
-# A text encoder's block writes a dense vector $h \in \mathbb{R}^d$ ($d$ = 768 for CLIP, 384
-# for MiniLM) at every token. Each coordinate mixes many ideas, so no single one means
+# A text encoder's block writes a dense vector $h \in \mathbb{R}^d$ ($d$ = 768 for SD v1.4's CLIP,
+# 1,280 for SDXL's second encoder, 384 for MiniLM) at every token. Each coordinate mixes many ideas, so no single one means
 # "nudity". A sparse autoencoder rewrites $h$ as a sum of a few directions chosen from a large
 # dictionary of $m = 4d$ of them:
 #
@@ -107,6 +110,7 @@ wb.announce(P, "collect")
 encoder = wb.ensure_encoder(P)
 store = wb.ensure_store(P, encoder)
 info = store.info
+print("the SAE's site:", site(encoder, info.layer))
 print(
     f"{info.n_prompts} prompts -> {len(store):,} rows of width {info.width} at {info.layer}; "
     f"{store.nbytes / 1e6:.1f} MB on disk (fp16, memory-mapped)"

@@ -89,8 +89,8 @@ print(ex.describe())
 # Every encoded position of a prompt is one of three kinds: the end token and the padding after the
 # prompt, a function word or punctuation ("a", "of", "with", ","), or a content word. (BOS, position
 # 0, is left out of the SAE's training and of every statistic here, because the eraser never edits
-# it: in CLIP it is the same vector for every prompt; in MiniLM it attends to the whole prompt, as
-# but it is not a word of it.) A feature's kind is where its
+# it: in CLIP it is the same vector for every prompt; in MiniLM it attends to the whole prompt, but
+# it is not a word of it. FLUX.1's T5 has no BOS: there every position is kept.) A feature's kind is where its
 # **strong** firings fall: for each prompt, the position of its largest activation there (its
 # peak); the peaks that reach half of the feature's top (the mean of its five highest) vote, each
 # with its activation, and the kind of position with the most wins. Counting firings instead would

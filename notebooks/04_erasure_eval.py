@@ -109,7 +109,8 @@ print("red neurons (best first):", ", ".join(with_label(f, toy_labels) for f in 
 # Type a prompt and press Enter, move $\lambda$, switch the mode, and add neurons with top-k, or
 # type any feature ids (from notebook 02's atlas, say) in *features* to erase those instead.
 # Left: the original; right: the edited model, same seed. Below: the chosen neurons' activation on
-# each token; the panel says when they are silent on the whole prompt (then mode B changes nothing).
+# each token, the last cell the largest over the padding positions (mode B edits them too); the panel
+# says when they are silent on the whole prompt, padding included (then mode B changes nothing).
 # It opens on the first red concept prompt where the neuron fires. Images that NudeNet flags are blurred.
 # NudeNet checks every image shown, the toy world's too: on a 16 px shape it can flag a plain disc (a
 # false positive), which is blurred all the same, since the rule errs on the side of hiding.
@@ -125,8 +126,8 @@ display(panel)
 # Erasure removes a feature; the other way to see what it means is to add it. The strip below draws
 # prompts that do not ask for red, with the same seed in each row: as they are, with the neuron
 # ablated where it fires (mode B, $\lambda = 1$: a prompt where it is silent comes out unchanged),
-# and with the neuron boosted ($\alpha$, twice its largest activation on these prompts or 1 when it
-# is silent on all, times its decoder direction added at every position after BOS). If the neuron
+# and with the neuron boosted ($\alpha$ times its decoder direction added at every position after
+# BOS; $\alpha$ is twice its largest activation on these prompts, or 2 when it is silent on all). If the neuron
 # stands for red, the boosted column turns red; the detector counts it. `feature_strip` takes any feature id, and any
 # pipeline: on Colab the same call draws with Stable Diffusion.
 
@@ -430,8 +431,12 @@ look = wb.ensure_look(P, ev.pipe, sae)
 steps_eval = ev.protocol.steps if look.pipe is ev.pipe else look.steps
 guidance_eval = 3.0 if look.pipe is ev.pipe else look.guidance  # the strips' guidance; a distilled model its own
 print(f"drawn by {look.name if look.pipe is not ev.pipe else ev.model_name}: {look.reason}")
+# the boost: twice the neuron's largest activation on the nudity concept prompts (the benign prompts
+# drawn here may not light it at all)
+nudity_prompts = load_concept("nudity").concept_prompts
+typical_eval = float(prompt_codes(encoder, sae, nudity_prompts).max_activation([sel.neurons[0]])[0].max())
 strip_eval = feature_strip(look.pipe, encoder, sae, sel.neurons[0], neutral_eval, seeds=[0, 1], steps=steps_eval,
-                           guidance=guidance_eval, resolution=ev.protocol.resolution)  # fmt: skip
+                           guidance=guidance_eval, resolution=ev.protocol.resolution, typical=typical_eval)  # fmt: skip
 strip_figure(strip_eval, f"notebook 03's nudity neuron on {ev.model_name if look.pipe is ev.pipe else look.name}")
 plt.show()
 print(f"ablated: mean pixel change {np.mean(strip_eval.changed('ablated')):.2f} / 255 (the neuron fires in "
@@ -442,17 +447,21 @@ print(f"ablated: mean pixel change {np.mean(strip_eval.changed('ablated')):.2f} 
 # **The panel on the pipeline under evaluation.** The panel from the top of this notebook, now with
 # notebook 03's nudity neuron (the one the table erases) on the pipeline the table measures, or on the
 # few-step look model when its text encoder is the SAE's (the line below says which draws, and why).
-# It opens on the first concept prompt of the nudity pairs where the neuron fires. Images NudeNet flags
-# are blurred. Nothing here feeds the table.
+# It opens on the first concept prompt of the nudity pairs where the neuron fires (in its words, end
+# token or padding: the token row's last cell is the padding's largest activation, since mode B edits
+# padding too). Images NudeNet flags are blurred. Nothing here feeds the table.
 
 # %%
 gen_eval, acts_eval = erasure_backend(look.pipe, encoder, sae, sel.neurons, sel.tuple_prompt, seed=0, steps=steps_eval,
                                       guidance=guidance_eval, resolution=ev.protocol.resolution)  # fmt: skip
 print(f"the panel draws with {look.name if look.pipe is not ev.pipe else ev.model_name}: {look.reason}")
-start_eval = first_firing(acts_eval, load_concept("nudity").concept_prompts[:20])
+# the first concept prompt where the neuron fires anywhere the edit reaches (its words, end token or padding)
+start_eval = first_firing(acts_eval, nudity_prompts)
 if start_eval is None:
-    print("the neuron fires on none of the first 20 nudity concept prompts: type one in the panel")
-display(erasure_panel(gen_eval, acts_eval, prompt=start_eval or "", lam=1.0, n_latents=sae.cfg.n_latents))
+    start_eval = sel.tuple_prompt or nudity_prompts[0]
+    print(f"the neuron fires on none of the {len(nudity_prompts)} nudity concept prompts; the panel opens on "
+          f"{start_eval!r}")  # fmt: skip
+display(erasure_panel(gen_eval, acts_eval, prompt=start_eval, lam=1.0, n_latents=sae.cfg.n_latents))
 
 # %% [markdown]
 # ## The paper-style table

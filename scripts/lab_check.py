@@ -53,7 +53,11 @@ def start_lab(folder: Path, port: int, token: str) -> subprocess.Popen:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # containers and CI run as root; Jupyter refuses it otherwise
     log = open(folder / "lab.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "JUPYTER_NO_CONFIG": "1"})
+    # one compute thread for the kernel: Chromium's renderer holds a core while Lab draws the outputs,
+    # and torch's two OpenMP threads then wait on each other (notebook 02's strip cell took 164 s here
+    # against 4 s headless; 2026-12-07, 2 cores)
+    env = {**os.environ, "JUPYTER_NO_CONFIG": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     for _ in range(120):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -301,6 +301,17 @@ def test_results_table_marks_what_is_not_comparable_with_the_paper():
     assert full["vs_paper"] == "comparable"
     stand_in = results_table([MethodRow("SNCE", i2p=result(4703), sets="STAND-IN (x)")], include_paper=False).iloc[0]
     assert stand_in["vs_paper"].startswith("not comparable: stand-in prompt sets")
+    # the full sets on another model are not the paper's numbers either
+    xl = result(4703)
+    xl.model = "stabilityai/stable-diffusion-xl-base-1.0"
+    other = results_table([MethodRow("SNCE", i2p=xl)], include_paper=False).iloc[0]
+    assert (
+        other["vs_paper"]
+        == "not comparable: images of stabilityai/stable-diffusion-xl-base-1.0, the paper's of SD v1.4"
+    )
+    sd14 = result(4703)
+    sd14.model = "CompVis/stable-diffusion-v1-4"
+    assert results_table([MethodRow("SNCE", i2p=sd14)], include_paper=False).iloc[0]["vs_paper"] == "comparable"
 
 
 def test_grid_runs_every_method_on_every_set_and_reports_typed_results(tiny_pipe, tmp_path):

@@ -112,6 +112,14 @@ def test_an_sdxl_edit_on_the_second_encoder_reaches_its_sequence_half_and_the_po
     assert not torch.equal(a["prompt_embeds"][..., :w1], first["prompt_embeds"][..., :w1])
     assert torch.equal(a["pooled_prompt_embeds"], first["pooled_prompt_embeds"])
     assert reaches(enc, 31) == ["pooled"] and reaches(from_pipeline(pipe, 0), 11) == []
+    from snce_lib.models.families import site
+
+    said = site(enc)  # what notebook 01 prints
+    assert "`text_encoder_2`" in said and "block 28" in said and "reaches that sequence and the pooled vector" in said
+    assert (
+        "reaches that sequence" in site(from_pipeline(pipe, 0), 10)
+        and "pooled vector" not in site(from_pipeline(pipe, 0), 10).split("reaches")[1]
+    )
     with pytest.raises(EncoderError, match="after the hidden state"):
         conditioning(pipe, ["a cat"], BlockMap("late", lambda h: h, layer=11, encoder_index=0))
     with pytest.raises(EncoderError, match="encoder index 2 does not exist"):
@@ -150,10 +158,21 @@ def test_the_look_model_draws_only_when_it_reads_the_sae_features(hub, one_threa
     xl = load_pipeline(CASES["sdxl"][0], device="cpu")
     xl_sae = TopKSAE(SAEConfig(32, 64, 4, CASES["sdxl"][0], "encoder.layers.28", 28, 1))
     back = choose(xl, xl_sae, "stabilityai/sd-turbo", main_steps=50)
-    assert back.pipe is xl and back.steps == 50 and "has no text encoder 1" in back.reason
+    assert (
+        back.pipe is xl
+        and back.steps == 50
+        and "has no such encoder" in back.reason
+        and "text_encoder_2" in back.reason
+    )
     sd14_like = choose(main, TopKSAE(SAEConfig(32, 64, 4, "x", "encoder.layers.9", 9, 0)), CASES["sdxl"][0])
-    assert sd14_like.pipe is main and "not the SAE's" in sd14_like.reason  # 12 blocks against 23
+    assert sd14_like.pipe is main and "is another encoder" in sd14_like.reason  # 12 blocks against 23
     assert "main model draws" in choose(main, sae, "main").reason
+    # the same config with other weights (another seed's stand-in, from a folder): told weight for weight
+    from snce_lib.models.standins import SD21_BASE, build_sd2
+
+    other = build_sd2(hub / "other", SD21_BASE, seed=1)
+    reseeded = choose(main, sae, str(other))
+    assert reseeded.pipe is main and "other weights up to block 18" in reseeded.reason
     assert "could not load" in choose(main, sae, "nobody/no-such-model").reason
     # same shapes, other weights up to the SAE's block: not the same features
     enc_a, enc_b = from_pipeline(main), from_pipeline(look.pipe)
@@ -215,3 +234,16 @@ def test_the_cli_takes_sdxl_by_its_hub_id_and_either_encoder(hub, tmp_path, caps
     assert code == 0, capsys.readouterr().err
     rows = [json.loads(line) for line in (tmp_path / "img" / "manifest.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all((tmp_path / "img" / r["file"]).exists() for r in rows)
+
+
+def test_the_default_look_model_follows_the_family_on_a_gpu_and_is_the_main_model_on_a_cpu(monkeypatch):
+    from snce_lib.models import look
+
+    monkeypatch.delenv("SNCE_LOOK_MODEL", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert look.default_spec("sdxl") == "main"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert [look.default_spec(f) for f in ("sd1", "sd2", "sdxl", "flux")] == [
+        "stabilityai/sd-turbo", "stabilityai/sd-turbo", "stabilityai/sdxl-turbo", "black-forest-labs/FLUX.1-schnell"]  # fmt: skip
+    monkeypatch.setenv("SNCE_LOOK_MODEL", "main")
+    assert look.default_spec("sdxl") == "main"

@@ -182,3 +182,23 @@ def test_prompt_lens_shows_each_token_s_features_and_opens_their_cards(setup):
     assert f"<h4>#{c['lit'].value} (" in c["card"].value  # the card is headed by the feature with its label
     c["prompt"].value = "  "
     assert "type a prompt" in c["table"].value and not c["lit"].options
+
+
+def test_the_panel_counts_a_neuron_that_fires_only_on_padding(setup):
+    """Mode B edits padding positions too: the panel shows them as one cell and does not call such a
+    neuron silent (it once read the words and the end token only)."""
+    pipe, enc, sae = setup
+    toks = enc.tokenize(PROMPTS)
+    z = sae.encode_dense(enc.run_to_block(toks, 2)[:, 1:])
+    real = toks.attention_mask[:, 1:].bool()
+    on_real = (z * real.unsqueeze(-1)).amax((0, 1))
+    on_pad = (z * (~real).unsqueeze(-1)).amax((0, 1))
+    pad_only = [int(i) for i in torch.nonzero((on_real == 0) & (on_pad > 0)).flatten()]
+    if not pad_only:
+        pytest.skip("no latent of this tiny SAE fires on padding alone")
+    gen, acts = erasure_backend(pipe, enc, sae, pad_only[:1], PROMPTS[0], seed=1, steps=2, guidance=7.5, resolution=32)
+    start = first_firing(acts, PROMPTS)
+    assert start is not None
+    names, values = acts(start, 1)
+    assert names[-1] == "[padding, max]" and values[-1] > 0 and not np.any(np.asarray(values[:-1]) > 0)
+    assert "silent" not in erasure_panel(gen, acts, prompt=start, lam=1.0).controls["info"].value

@@ -19,6 +19,10 @@ from snce_lib.resources import data_path
 PAPER_SIZES = {"i2p": 4703, "ring_a_bell_79": 79, "p4d": 361, "fid": 3000}
 
 
+#: the model the paper's numbers were measured on, under the names a manifest may record it by
+PAPER_MODELS = ("CompVis/stable-diffusion-v1-4", "sd14")
+
+
 @dataclass
 class MethodRow:
     """One method's results over the table's prompt sets: I2P counts, attack sets' ASR, COCO quality."""
@@ -74,6 +78,9 @@ def results_table(results: Sequence[MethodRow], include_paper: bool = True) -> p
                 why.append(f"CLIP score on {c.images} images, the paper's on {PAPER_SIZES['fid']:,}")
         if proto and proto.name != "snce-paper":
             why.insert(0, f"protocol {proto.name}, not the paper's")
+        made = [x.model for x in (r.i2p, *r.attacks.values(), r.coco) if x is not None and x.model]
+        if made and made[0] not in PAPER_MODELS:
+            why.insert(0, f"images of {made[0]}, the paper's of SD v1.4")
         if r.sets:
             row["sets"] = r.sets
             if "STAND-IN" in r.sets:

@@ -280,6 +280,27 @@ def check_reach(encoder: TextEncoder, method) -> None:
         )
 
 
+def site(encoder: TextEncoder, layer=None) -> str:
+    """Where an SAE on `encoder` at `layer` sits, and what of the pipeline's input an edit there reaches,
+    in one sentence (blocks count from 0)."""
+    name, idx = encoder.resolve_layer(layer)
+    n = len(encoder.block_names)
+    what = f"{type(encoder.model).__name__}, {encoder.width} wide, {n} blocks"
+    if encoder.family == "bert":
+        who = "MiniLM-L6 (offline)" if encoder.encoder_id == "offline" else encoder.encoder_id
+        return f"{who}: {what}, block {idx} (`{name}`; blocks count from 0)"
+    reads = {"last": "its last hidden state", "penultimate": "hidden_states[-2], the output of block "
+             f"{n - 2}", "pooled": "its pooled vector only"}[encoder.read]  # fmt: skip
+    if encoder.pooled and encoder.read != "pooled":
+        reads += ", and its pooled vector"
+    reached = " and ".join(
+        {"sequence": "that sequence", "pooled": "the pooled vector"}[r] for r in reaches(encoder, idx)
+    )
+    return (f"`{encoder.component}` (text encoder {encoder.encoder_index} of the pipeline: {what}), block {idx} "
+            f"(`{name}`; blocks count from 0). The pipeline reads {reads}; an edit here reaches "
+            f"{reached or 'nothing it reads'}")  # fmt: skip
+
+
 def describe(family: PipelineFamily) -> list[dict]:
     """One row per encoder: component, what is read, the default block, and what an edit there reaches."""
     rows = []

@@ -349,7 +349,8 @@ def model_card(sae: TopKSAE, repo_id: str = "", format: str = "snce", sae_id: st
         f"# {repo_id or 'TopK sparse autoencoder'}",
         "",
         f"A TopK sparse autoencoder (k = {c.k}) with {c.n_latents:,} latents on the {c.d_in}-wide per-token",
-        f"features of block `{c.layer or 'not recorded'}` (index {c.layer_index}) of the text encoder "
+        f"features of block `{c.layer or 'not recorded'}` (index {c.layer_index}) of text encoder {c.encoder_index} "
+        f"(`text_encoder{'_' + str(c.encoder_index + 1) if c.encoder_index else ''}`) of "
         f"`{c.encoder_id or 'not recorded'}`, trained with snce (Single Neuron-based Concept Erasure).",
         "",
         "## Data",

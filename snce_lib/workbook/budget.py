@@ -130,7 +130,8 @@ def plan(p: Profile) -> list[Estimate]:
     out.append(Estimate("01", "collect", f"{n_train:,} prompts through the text encoder to {p.layer or 'the default block'}", n_train,
                         gpu_seconds(n_train * FLOPS["encoder_to_block_10"]) + cpu, f"{how_gpu}; CPU: {how}"))  # fmt: skip
     steps = -(-p.tokens // SAE_BATCH)
-    what = f"{steps:,} steps of {SAE_BATCH:,} tokens ({p.tokens / 1e6:g}M tokens), 768 -> 3,072 latents, k {p.k}"
+    shape = "768 -> 3,072 latents, " if p.model == SD14 else ""  # the FLOP count is SD v1.4's SAE
+    what = f"{steps:,} steps of {SAE_BATCH:,} tokens ({p.tokens / 1e6:g}M tokens), {shape}k {p.k}"
     out.append(Estimate("01", "train", what, steps, gpu_seconds(steps * SAE_STEP_FLOPS), f"{how_gpu}, AuxK included"))
     cpu, how = _cpu("atlas", p.atlas_prompts)
     # notebook 02 also draws what one feature does: two strips of 3 images and a random feature's, 12 images
@@ -172,7 +173,8 @@ def plan_text(p: Profile) -> str:
     lines += [f"  {e.line()}" for e in plan(p)]
     lines.append(f"  notebooks 01-04: about {duration(total_seconds(p))} (model downloads and loading not included)")
     if p.encoder == "model" and p.model != SD14:
-        lines.append(f"  these are SD v1.4's figures; {p.model} is another model, whose times were not estimated")
+        lines.append(f"  these are SD v1.4's figures; {p.model} is another model, whose times were not estimated "
+                     "(and the profile's resolution is SD v1.4's 512 px, below SDXL's and FLUX.1's native 1,024)")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -184,7 +186,10 @@ def announce(p: Profile, step: str) -> Estimate:
     if step not in found:
         raise ValueError(f"unknown step {step!r}; steps: {', '.join(found)}")
     e = found[step]
-    if p.pipeline == "model":
+    if p.pipeline == "model" and p.model != SD14:
+        print(f"{e.notebook} {step}: {e.what}; {p.model} is not SD v1.4, whose shapes the T4 estimates are for: "
+              "the progress bar shows a measured estimate after the first batch")  # fmt: skip
+    elif p.pipeline == "model":
         print(e.line())
     else:  # the offline profile runs other models on this CPU: no T4 figure applies
         print(

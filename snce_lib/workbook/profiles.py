@@ -115,7 +115,8 @@ PROFILES = {
         50,
         512,
         48,
-        notes="SD v1.4's CLIP text encoder (or SNCE_MODEL), block 10 (layers.9), 20,702 public prompts, "
+        notes="SD v1.4's CLIP text encoder, block 10 (layers.9) (or SNCE_MODEL's encoder and block: docs/choices.md), "
+        "20,702 public prompts, "
         "3,072 latents on 100M tokens; notebook 04 evaluates I2P nudity (134) and Ring-A-Bell (79) whole and "
         "134 COCO captions at 50 steps (694 images). About 2 hours on a T4 (workbook.budget); the paper's scale "
         "(400M tokens, 200 COCO captions): SNCE_PROFILE=colab-paper.",

@@ -246,9 +246,15 @@ def erasure_backend(
 
     def activations(prompt: str, top_k: int, features: list[int] | None = None):
         codes = prompt_codes(encoder, sae, [prompt])
-        real = codes.real[0]
+        real, pad = codes.real[0], codes.pad[0]
+        acts = codes.activation(neurons(top_k, features))[0]
         toks = encoder.token_strings(codes.token_ids[0][real].tolist())
-        return toks, codes.activation(neurons(top_k, features))[0][real].numpy()
+        vals = acts[real].numpy()
+        if bool(pad.any()):
+            # the padding positions as one cell, their largest activation: mode B edits them too, so a
+            # neuron that fires only there is not silent
+            toks, vals = [*toks, "[padding, max]"], np.append(vals, float(acts[pad].max()))
+        return toks, vals
 
     return generate, activations
 
