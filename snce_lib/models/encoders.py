@@ -26,8 +26,6 @@ SD14 = "CompVis/stable-diffusion-v1-4"
 #: `layers.9` (method doc §1). MiniLM (6 blocks): `layer.4`, the same relative depth (10th of 12 ~
 #: 5th of 6). T5: FLUX's T5-XXL block 22 of 24, as Concept Steerers hooks it (docs/choices.md).
 DEFAULT_LAYER = {"clip": 9, "bert": 4, "t5": 22}
-#: What the pipeline reads of an encoder's outputs (`TextEncoder.read`).
-READS = ("last", "penultimate", "pooled")
 
 
 class EncoderError(ValueError):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -151,11 +152,11 @@ def pipeline_encoder(pipe, index: int | None = None) -> TextEncoder:
 def read_model_index(spec: str) -> dict | None:
     """The pipeline's `model_index.json` from a local folder or the hub cache (None: a bare encoder folder)."""
     if os.path.isdir(spec):
-        path = os.path.join(spec, "model_index.json")
-        return json.loads(open(path).read()) if os.path.exists(path) else None
+        path = Path(spec) / "model_index.json"
+        return json.loads(path.read_text()) if path.exists() else None
     from huggingface_hub import hf_hub_download
 
-    return json.loads(open(hf_hub_download(spec, "model_index.json")).read())
+    return json.loads(Path(hf_hub_download(spec, "model_index.json")).read_text())
 
 
 def _classes(index: dict, component: str) -> str:
@@ -299,16 +300,3 @@ def site(encoder: TextEncoder, layer=None) -> str:
     return (f"`{encoder.component}` (text encoder {encoder.encoder_index} of the pipeline: {what}), block {idx} "
             f"(`{name}`; blocks count from 0). The pipeline reads {reads}; an edit here reaches "
             f"{reached or 'nothing it reads'}")  # fmt: skip
-
-
-def describe(family: PipelineFamily) -> list[dict]:
-    """One row per encoder: component, what is read, the default block, and what an edit there reaches."""
-    rows = []
-    for i, s in enumerate(family.slots):
-        read = {"last": "last hidden state", "penultimate": "hidden_states[-2]", "pooled": "pooled vector only"}
-        reach = ["sequence"] if s.read != "pooled" else []
-        reach += ["pooled"] if s.pooled else []
-        rows.append({"encoder": i, "component": s.component, "reads": read[s.read] + (f" + {s.pooled}" if s.pooled
-                     and s.read != "pooled" else ""), "default block": s.default_block,
-                     "default site": i == family.default_encoder, "edit reaches": " and ".join(reach)})  # fmt: skip
-    return rows
